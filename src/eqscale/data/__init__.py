@@ -1,0 +1,1 @@
+"""Token shards, the Dataset/DataLoader and augmentation for the rigid-body task."""

@@ -1,0 +1,1 @@
+"""Reusable test helpers (equivariance asserts, synthetic rigid scenes)."""
