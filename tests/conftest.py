@@ -27,3 +27,42 @@ def _deterministic():
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+# ---- real data fixtures, built once per test session (small: tiny face budget, few trajectories)
+
+TEST_CONFIG = {
+    "seed": 7,
+    "assets": {"max_faces": 48, "vhacd_resolution": 20000},
+    "simulation": {"num_shards": 2, "trajectories_per_shard": 6, "num_frames": 48, "frame_rate": 48,
+                   "min_objects": 2, "max_objects": 5},
+}
+
+
+@pytest.fixture(scope="session")
+def test_config() -> dict:
+    """A validated small config shared by the data tests."""
+    from eqscale.config import validate_config
+
+    return validate_config(TEST_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def asset_dir(tmp_path_factory, test_config) -> Path:
+    """Real procedural assets (all 11 shapes) at a small face budget."""
+    from eqscale.physics.assets import build_asset_dir
+
+    out = tmp_path_factory.mktemp("assets") / "assets"
+    a = test_config["assets"]
+    build_asset_dir(out, a["shapes"], a["max_faces"], a["vhacd_resolution"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def raw_shards(tmp_path_factory, test_config, asset_dir) -> list[Path]:
+    """Both raw shards of the test config, simulated for real."""
+    from eqscale.physics.simulate import simulate_shard
+
+    out = tmp_path_factory.mktemp("raw")
+    return [simulate_shard(test_config, asset_dir, s, out / f"shard-{s:04d}.h5", progress=False)
+            for s in range(test_config["simulation"]["num_shards"])]

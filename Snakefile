@@ -1,0 +1,24 @@
+# eqscale: does equivariance matter at scale? The whole study as one DAG.
+#   snakemake --cores all                               the default study (config.yaml)
+#   snakemake --cores all --configfile presets/tiny.yaml  a few minutes, what the tests run
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# config.yaml is the default study; a --configfile (e.g. a preset) replaces it rather than
+# overlaying it, so a preset means exactly what it says.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        raw_shards(),
+    default_target: True

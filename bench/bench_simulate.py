@@ -1,0 +1,111 @@
+"""Trajectories per second per core: `eqscale simulate` vs a bare PyBullet loop on the same scenes.
+
+    .venv/bin/python bench/bench_simulate.py [--trajectories 200] [--assets DIR]
+
+The bare loop gets each scene's initial state from the shard eqscale wrote (so it skips Kubric's
+scene sampling and overlap checks) and only loads the same URDFs, steps and reads poses: the floor
+on what any PyBullet-based simulator can do for these scenes. Both run on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pybullet as pb  # noqa: E402
+
+from eqscale.config import load_config  # noqa: E402
+from eqscale.physics.assets import build_asset_dir  # noqa: E402
+from eqscale.physics.raw_format import open_raw_shard, read_trajectory  # noqa: E402
+from eqscale.physics.simulate import FLOOR_HALF_EXTENT, simulate_shard  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bare_loop(trajectories: list[dict], urdfs: dict[str, str], config: dict) -> float:
+    """Seconds to re-simulate `trajectories` from their initial states with plain PyBullet calls."""
+    sim = config["simulation"]
+    steps_per_frame = sim["step_rate"] // sim["frame_rate"]
+    start = time.perf_counter()
+    for traj in trajectories:
+        client = pb.connect(pb.DIRECT)
+        # the same engine parameters Kubric's PyBullet view sets
+        pb.setPhysicsEngineParameter(restitutionVelocityThreshold=0.0, warmStartingFactor=0.0, useSplitImpulse=True,
+                                     contactSlop=0.0, enableConeFriction=False, deterministicOverlappingPairs=True,
+                                     physicsClientId=client)
+        pb.setGravity(0, 0, sim["gravity"], physicsClientId=client)
+        pb.setTimeStep(1.0 / sim["step_rate"], physicsClientId=client)
+        box = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=(FLOOR_HALF_EXTENT, FLOOR_HALF_EXTENT, 1.0),
+                                      physicsClientId=client)
+        floor = pb.createMultiBody(0, box, -1, (0, 0, -1.0), useMaximalCoordinates=True, physicsClientId=client)
+        pb.changeDynamics(floor, -1, lateralFriction=sim["floor_friction"], restitution=sim["floor_restitution"],
+                          physicsClientId=client)
+        bodies = []
+        for k, asset_id in enumerate(traj["asset_ids"]):
+            w, x, y, z = traj["quaternions"][0, k]
+            body = pb.loadURDF(urdfs[asset_id], basePosition=traj["positions"][0, k], baseOrientation=(x, y, z, w),
+                               globalScaling=float(traj["scales"][k]), useMaximalCoordinates=True,
+                               physicsClientId=client)
+            pb.changeDynamics(body, -1, mass=float(traj["masses"][k]), lateralFriction=float(traj["friction"][k]),
+                              restitution=float(traj["restitution"][k]), contactProcessingThreshold=0,
+                              physicsClientId=client)
+            pb.resetBaseVelocity(body, traj["velocities"][0, k], traj["angular_velocities"][0, k],
+                                 physicsClientId=client)
+            bodies.append(body)
+        poses = np.empty((sim["num_frames"], len(bodies), 7))
+        for frame in range(sim["num_frames"]):
+            for j, body in enumerate(bodies):
+                pos, orn = pb.getBasePositionAndOrientation(body, physicsClientId=client)
+                poses[frame, j, :3], poses[frame, j, 3:] = pos, orn
+            if frame < sim["num_frames"] - 1:
+                for _ in range(steps_per_frame):
+                    pb.stepSimulation(physicsClientId=client)
+        pb.disconnect(physicsClientId=client)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trajectories", type=int, default=200)
+    parser.add_argument("--configfile", type=Path, default=REPO / "config.yaml")
+    parser.add_argument("--assets", type=Path, default=REPO / "bench" / "_out" / "assets")
+    args = parser.parse_args()
+    config = load_config(args.configfile, {"simulation": {"num_shards": 1, "trajectories_per_shard": args.trajectories}})
+    if not (args.assets / "manifest.json").exists():
+        a = config["assets"]
+        build_asset_dir(args.assets, a["shapes"], a["max_faces"], a["vhacd_resolution"], progress=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        shard = Path(tmp) / "shard-0000.h5"
+        start = time.perf_counter()
+        simulate_shard(config, args.assets, 0, shard, progress=False)
+        eqscale_s = time.perf_counter() - start
+        with open_raw_shard(shard) as fh:
+            trajectories = [read_trajectory(fh["trajectories"][n]) for n in fh["trajectories"]]
+        urdf_dir = Path(tmp) / "urdf"
+        for asset_id in {a for t in trajectories for a in t["asset_ids"]}:
+            (urdf_dir / asset_id).mkdir(parents=True)
+            subprocess.run(["tar", "-xzf", str(args.assets / f"{asset_id}.tar.gz"), "-C", str(urdf_dir / asset_id)],
+                           check=True)
+        urdfs = {a: str(urdf_dir / a / "object.urdf") for a in {a for t in trajectories for a in t["asset_ids"]}}
+        bare_s = bare_loop(trajectories, urdfs, config)
+    n = len(trajectories)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    objects = np.mean([t["num_objects"] for t in trajectories])
+    print(f"machine: {cpu} ({os.cpu_count()} cores), python {platform.python_version()}")
+    print(f"scenes: {n} trajectories, {config['simulation']['num_frames']} frames at {config['simulation']['frame_rate']} fps, "
+          f"{objects:.1f} objects on average, max_faces {config['assets']['max_faces']}")
+    print(f"eqscale simulate : {n / eqscale_s:7.1f} trajectories/s/core  ({1e3 * eqscale_s / n:6.1f} ms per trajectory)")
+    print(f"bare PyBullet    : {n / bare_s:7.1f} trajectories/s/core  ({1e3 * bare_s / n:6.1f} ms per trajectory)")
+    print(f"ratio eqscale/bare: {eqscale_s / bare_s:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

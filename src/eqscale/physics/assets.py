@@ -1,0 +1,234 @@
+"""Package procedural shapes as a Kubric asset source: OBJ meshes, URDFs, tar.gz archives, manifest.
+
+Layout of an asset directory (what `eqscale assets` writes):
+
+    manifest.json            Kubric manifest: {"name", "assets": {id: {asset_type, kwargs, metadata}}}
+    {id}.tar.gz              data.json, object.urdf, visual_geometry.obj, collision_geometry.obj
+    meshes.h5                exact float64 canonical visual meshes (vertices, faces) per asset id,
+                             the meshes that become tokens; attrs carry a content hash
+
+Each asset is centred on its centre of mass with the largest bounding-box side 1 (KuBasic's
+convention), has mass = volume (density 1) and the inertia of a solid of density 1. Convex shapes
+collide with their own hull; non-convex ones with PyBullet's VHACD decomposition (without it a
+torus would collide as its convex hull and lose its hole).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import trimesh
+
+from eqscale.io_utils import atomic_dir
+
+MANIFEST_NAME = "manifest.json"
+MESHES_NAME = "meshes.h5"
+MESHES_FORMAT = "eqscale-meshes"
+MESHES_VERSION = 1
+
+
+def _obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
+    # repr-exact floats so PyBullet and Kubric see the same geometry as meshes.h5
+    lines = [f"v {x!r} {y!r} {z!r}" for x, y, z in vertices.tolist()]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces.tolist()]
+    return "\n".join(lines) + "\n"
+
+
+def _vhacd(mesh: trimesh.Trimesh, resolution: int, workdir: Path) -> tuple[str, int]:
+    """Convex decomposition of `mesh` with PyBullet's VHACD; returns (OBJ text, number of hulls)."""
+    import pybullet
+
+    src, dst, log = workdir / "in.obj", workdir / "out.obj", workdir / "vhacd.log"
+    src.write_text(_obj_text(mesh.vertices, mesh.faces))
+    # vhacd prints its progress to stdout from C; keep our output clean by redirecting fd 1
+    stdout_fd = os.dup(1)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        try:
+            pybullet.vhacd(str(src), str(dst), str(log), resolution=resolution)
+        finally:
+            os.dup2(stdout_fd, 1)
+            os.close(stdout_fd)
+    text = dst.read_text()
+    hulls = sum(1 for line in text.splitlines() if line.startswith("o "))
+    if hulls == 0:
+        raise RuntimeError(f"VHACD produced no convex hulls for a mesh with {len(mesh.faces)} faces")
+    return text, hulls
+
+
+def _urdf(asset_id: str, mass: float, inertia: np.ndarray) -> str:
+    i = inertia
+    return f"""<?xml version="1.0"?>
+<robot name="{asset_id}">
+  <link name="base">
+    <contact>
+      <lateral_friction value="0.5"/>
+    </contact>
+    <inertial>
+      <origin xyz="0 0 0" rpy="0 0 0"/>
+      <mass value="{mass!r}"/>
+      <inertia ixx="{i[0, 0]!r}" ixy="{i[0, 1]!r}" ixz="{i[0, 2]!r}" iyy="{i[1, 1]!r}" iyz="{i[1, 2]!r}" izz="{i[2, 2]!r}"/>
+    </inertial>
+    <visual>
+      <origin xyz="0 0 0"/>
+      <geometry><mesh filename="visual_geometry.obj" scale="1 1 1"/></geometry>
+    </visual>
+    <collision>
+      <origin xyz="0 0 0"/>
+      <geometry><mesh filename="collision_geometry.obj" scale="1 1 1"/></geometry>
+    </collision>
+  </link>
+</robot>
+"""
+
+
+def _deterministic_targz(files: dict[str, bytes]) -> bytes:
+    """A tar.gz of `files` whose bytes depend only on their names and contents."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.size = len(files[name])
+            info.mtime = 0
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(files[name]))
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def build_asset(asset_id: str, mesh: trimesh.Trimesh, vhacd_resolution: int, workdir: Path) -> tuple[dict, bytes]:
+    """Build one asset: (manifest entry, tar.gz bytes)."""
+    if not mesh.is_watertight or mesh.volume <= 0:
+        raise ValueError(f"asset {asset_id!r}: mesh must be closed with positive volume "
+                         f"(watertight={mesh.is_watertight}, volume={mesh.volume:.3g})")
+    convex = bool(mesh.is_convex)
+    if convex:
+        collision_text, hulls = _obj_text(mesh.vertices, mesh.faces), 1
+    else:
+        collision_text, hulls = _vhacd(mesh, vhacd_resolution, workdir)
+    mass = float(mesh.volume)  # density 1
+    inertia = np.asarray(mesh.moment_inertia, dtype=np.float64)  # trimesh assumes density 1
+    bounds = mesh.bounds.tolist()
+    entry = {
+        "asset_type": "FileBasedObject",
+        "license": "generated procedurally by eqscale (public domain)",
+        "kwargs": {
+            "bounds": bounds,
+            "mass": mass,
+            "render_filename": "{asset_dir}/visual_geometry.obj",
+            "simulation_filename": "{asset_dir}/object.urdf",
+        },
+        "metadata": {
+            "category": asset_id,
+            "num_faces": int(len(mesh.faces)),
+            "num_vertices": int(len(mesh.vertices)),
+            "volume": mass,
+            "convex": convex,
+            "collision_hulls": hulls,
+        },
+    }
+    data_json = {"id": asset_id, **entry}
+    files = {
+        "data.json": json.dumps(data_json, indent=2, sort_keys=True).encode(),
+        "object.urdf": _urdf(asset_id, mass, inertia).encode(),
+        "visual_geometry.obj": _obj_text(mesh.vertices, mesh.faces).encode(),
+        "collision_geometry.obj": collision_text.encode(),
+    }
+    return entry, _deterministic_targz(files)
+
+
+def _default_mesh_factory(name: str, max_faces: int) -> trimesh.Trimesh:
+    from eqscale.physics.shapes import make_shape
+
+    return make_shape(name, max_faces)
+
+
+def build_asset_dir(out_dir: str | Path, shapes: Sequence[str], max_faces: int, vhacd_resolution: int,
+                    mesh_factory: Callable[[str, int], trimesh.Trimesh] | None = None,
+                    progress: bool = False) -> Path:
+    """Build every asset into `out_dir` atomically (a temp dir renamed into place); return the manifest path."""
+    mesh_factory = mesh_factory or _default_mesh_factory
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp_dir, tempfile.TemporaryDirectory() as work:
+        manifest = {"name": "eqscale-kubasic", "assets": {}}
+        meshes = {}
+        names = list(shapes)
+        iterator = names
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(names, desc="assets", unit="shape")
+        for name in iterator:
+            mesh = mesh_factory(name, max_faces)
+            entry, archive = build_asset(name, mesh, vhacd_resolution, Path(work))
+            (tmp_dir / f"{name}.tar.gz").write_bytes(archive)
+            manifest["assets"][name] = entry
+            meshes[name] = (np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64))
+        write_meshes(tmp_dir / MESHES_NAME, meshes)
+        manifest["meshes_sha256"] = meshes_hash(meshes)
+        (tmp_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return out_dir / MANIFEST_NAME
+
+
+def meshes_hash(meshes: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+    """sha256 over asset ids, vertices and faces: identifies the geometry a shard was simulated with."""
+    digest = hashlib.sha256()
+    for name in sorted(meshes):
+        vertices, faces = meshes[name]
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(vertices, np.float64).tobytes())
+        digest.update(np.ascontiguousarray(faces, np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def write_meshes(path: Path, meshes: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Write canonical meshes to HDF5 (one group per asset id)."""
+    with h5py.File(path, "w") as fh:
+        fh.attrs["format"] = MESHES_FORMAT
+        fh.attrs["format_version"] = MESHES_VERSION
+        fh.attrs["sha256"] = meshes_hash(meshes)
+        for name, (vertices, faces) in sorted(meshes.items()):
+            group = fh.create_group(name)
+            group.create_dataset("vertices", data=vertices, fletcher32=True, chunks=True)
+            group.create_dataset("faces", data=faces, fletcher32=True, chunks=True)
+
+
+def read_meshes(asset_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Canonical meshes {asset_id: (vertices (n,3) float64, faces (m,3) int64)}; checks format and hash."""
+    path = Path(asset_dir) / MESHES_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: build the assets first (eqscale assets --out {asset_dir})")
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path} is not a readable HDF5 file ({err}); rebuild the assets") from err
+    with fh:
+        if fh.attrs.get("format") != MESHES_FORMAT:
+            raise ValueError(f"{path} is not an eqscale meshes file (format attr {fh.attrs.get('format')!r})")
+        meshes = {name: (fh[name]["vertices"][...], fh[name]["faces"][...]) for name in fh}
+        expected = fh.attrs["sha256"]
+    if meshes_hash(meshes) != expected:
+        raise ValueError(f"{path}: mesh content does not match its sha256 attribute (corrupt file)")
+    return meshes
+
+
+def load_manifest(asset_dir: str | Path) -> dict:
+    """The asset manifest as a dict."""
+    path = Path(asset_dir) / MANIFEST_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: build the assets first (eqscale assets --out {asset_dir})")
+    return json.loads(path.read_text())
+
+

@@ -1,0 +1,302 @@
+"""`eqscale simulate`: Kubric MOVi-B scenes on PyBullet, one HDF5 shard per job.
+
+Scene construction is Kubric's (AssetSource, samplers, `move_until_no_overlap`, its PyBullet view
+and trait observers) with MOVi-B's parameters. The stepping loop is ours: Kubric's `run()` polls
+every contact point at every physics step and keyframes every trait through traitlets, which
+doubles the cost per trajectory; we read poses once per frame and contacts once per frame.
+Every trajectory's RandomState seed derives from (global seed, shard, index), so
+`simulate_trajectory` regenerates any one of them alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from eqscale.config import ConfigError, add_config_arguments, config_from_args, config_hash
+from eqscale.io_utils import atomic_path
+from eqscale.physics.assets import load_manifest
+from eqscale.physics.raw_format import RAW_FORMAT, RAW_VERSION
+
+log = logging.getLogger(__name__)
+
+FLOOR_HALF_EXTENT = 50.0  # metres; objects start within 5 m of the origin and rarely leave 15 m
+MATERIALS = {
+    # name: (friction, restitution, density factor) -- MOVi-B's metal and rubber
+    "metal": (0.4, 0.3, 2.7),
+    "rubber": (0.8, 0.7, 1.1),
+}
+CONTACT_FORCE_MIN = 1e-6  # newtons; Kubric's threshold for a contact event
+
+
+@dataclass(frozen=True)
+class SceneParams:
+    """The MOVi-B scene distribution (from config sections `simulation` and `assets`)."""
+
+    shapes: tuple[str, ...]
+    num_frames: int
+    frame_rate: int
+    step_rate: int
+    min_objects: int
+    max_objects: int
+    scale_range: tuple[float, float]
+    spawn_low: tuple[float, float, float]
+    spawn_high: tuple[float, float, float]
+    max_speed: float
+    gravity: float
+    floor_friction: float
+    floor_restitution: float
+
+    @classmethod
+    def from_config(cls, config: dict) -> "SceneParams":
+        """Build from a validated config."""
+        sim = config["simulation"]
+        return cls(
+            shapes=tuple(config["assets"]["shapes"]), num_frames=sim["num_frames"], frame_rate=sim["frame_rate"],
+            step_rate=sim["step_rate"], min_objects=sim["min_objects"], max_objects=sim["max_objects"],
+            scale_range=tuple(sim["scale_range"]), spawn_low=tuple(sim["spawn_low"]),
+            spawn_high=tuple(sim["spawn_high"]), max_speed=sim["max_speed"], gravity=sim["gravity"],
+            floor_friction=sim["floor_friction"], floor_restitution=sim["floor_restitution"],
+        )
+
+
+def trajectory_seed(global_seed: int, shard: int, index: int) -> int:
+    """The RandomState seed of trajectory `index` of `shard` (independent streams via SeedSequence)."""
+    return int(np.random.SeedSequence([global_seed, shard, index]).generate_state(1)[0])
+
+
+def _kubric():
+    from eqscale.physics.kubric_compat import kb
+
+    return kb
+
+
+def simulate_trajectory(asset_source, manifest: dict, params: SceneParams, seed: int, scratch_dir: str | Path) -> dict:
+    """Simulate one MOVi-B scene; return its arrays in the raw shard layout."""
+    kb = _kubric()
+    import pybullet as pb
+    from kubric.simulator import PyBullet
+
+    rng = np.random.RandomState(seed)
+    scene = kb.Scene(frame_start=0, frame_end=params.num_frames - 1, frame_rate=params.frame_rate,
+                     step_rate=params.step_rate, gravity=(0.0, 0.0, params.gravity))
+    simulator = PyBullet(scene, scratch_dir=Path(scratch_dir))
+    client = simulator.physics_client
+    try:
+        pb.setTimeStep(1.0 / params.step_rate, physicsClientId=client)  # Kubric never sets it
+        # a static box whose top face is the plane z = 0 stands in for KuBasic's floor dome
+        scene += kb.Cube(name="floor", scale=(FLOOR_HALF_EXTENT, FLOOR_HALF_EXTENT, 1.0), position=(0, 0, -1.0),
+                         static=True, friction=params.floor_friction, restitution=params.floor_restitution)
+        num_objects = rng.randint(params.min_objects, params.max_objects + 1)
+        objects, materials = [], []
+        for i in range(num_objects):
+            shape = str(rng.choice(params.shapes))
+            scale = float(rng.uniform(*params.scale_range))
+            material = str(rng.choice(sorted(MATERIALS)))
+            friction, restitution, density = MATERIALS[material]
+            base_mass = manifest["assets"][shape]["kwargs"]["mass"]
+            # AssetSource.create mutates its manifest entry with the kwargs: pass every one we rely on
+            obj = asset_source.create(asset_id=shape, name=f"object_{i}", scale=scale,
+                                      mass=base_mass * density * scale**3, friction=friction,
+                                      restitution=restitution)
+            scene += obj
+            kb.move_until_no_overlap(obj, simulator, spawn_region=[params.spawn_low, params.spawn_high], rng=rng)
+            obj.velocity = rng.uniform([-params.max_speed, -params.max_speed, 0.0],
+                                       [params.max_speed, params.max_speed, 0.0]) - [obj.position[0], obj.position[1], 0.0]
+            objects.append(obj)
+            materials.append(material)
+        return _run(simulator, client, objects, materials, params, seed)
+    finally:
+        pb.disconnect(physicsClientId=client)
+        # PyBullet reuses client ids: stop Kubric's wrapper from disconnecting a later client on GC
+        simulator._physics_client._client = -1
+
+
+def _run(simulator, client: int, objects: list, materials: list[str], params: SceneParams, seed: int) -> dict:
+    import pybullet as pb
+
+    body_ids = [obj.linked_objects[simulator] for obj in objects]
+    body_to_object = {body: k for k, body in enumerate(body_ids)}
+    steps_per_frame = params.step_rate // params.frame_rate
+    num_frames, k = params.num_frames, len(objects)
+    positions = np.empty((num_frames, k, 3))
+    quaternions = np.empty((num_frames, k, 4))
+    velocities = np.empty((num_frames, k, 3))
+    angular = np.empty((num_frames, k, 3))
+    contacts: list[tuple[float, float, float, float]] = []
+    for frame in range(num_frames):
+        for j, body in enumerate(body_ids):
+            pos, xyzw = pb.getBasePositionAndOrientation(body, physicsClientId=client)
+            lin, ang = pb.getBaseVelocity(body, physicsClientId=client)
+            positions[frame, j] = pos
+            quaternions[frame, j] = (xyzw[3], xyzw[0], xyzw[1], xyzw[2])
+            velocities[frame, j] = lin
+            angular[frame, j] = ang
+        if frame == num_frames - 1:
+            break
+        for _ in range(steps_per_frame):
+            pb.stepSimulation(physicsClientId=client)
+        for point in pb.getContactPoints(physicsClientId=client):
+            if point[9] > CONTACT_FORCE_MIN:
+                a, b = body_to_object.get(point[1], -1), body_to_object.get(point[2], -1)
+                # canonical pair order: (object, -1) for the floor, (low, high) between objects
+                a, b = (max(a, b), min(a, b)) if -1 in (a, b) else (min(a, b), max(a, b))
+                contacts.append((frame + 1, a, b, point[9]))
+    masses, inertia_diag, inertia_quat = [], [], []
+    for body in body_ids:
+        info = pb.getDynamicsInfo(body, -1, physicsClientId=client)
+        masses.append(info[0])
+        inertia_diag.append(info[2])
+        x, y, z, w = info[4]
+        inertia_quat.append((w, x, y, z))
+    return {
+        "seed": seed,
+        "num_objects": k,
+        "asset_ids": [obj.asset_id for obj in objects],
+        "scales": np.array([float(obj.scale[0]) for obj in objects]),
+        "materials": list(materials),
+        "masses": np.array(masses),
+        "inertia_diagonal": np.array(inertia_diag).reshape(k, 3),
+        "inertia_quaternion": np.array(inertia_quat).reshape(k, 4),
+        "friction": np.array([float(obj.friction) for obj in objects]),
+        "restitution": np.array([float(obj.restitution) for obj in objects]),
+        "positions": positions,
+        "quaternions": quaternions,
+        "velocities": velocities,
+        "angular_velocities": angular,
+        "contacts": np.array(contacts, dtype=np.float64).reshape(-1, 4),
+    }
+
+
+class ShardSimulator:
+    """Simulates trajectories of one configuration against one asset directory (reuses the AssetSource)."""
+
+    def __init__(self, config: dict, asset_dir: str | Path, scratch_dir: str | Path):
+        kb = _kubric()
+        self.config = config
+        self.params = SceneParams.from_config(config)
+        self.asset_dir = Path(asset_dir)
+        self.manifest = load_manifest(self.asset_dir)
+        missing = sorted(set(self.params.shapes) - set(self.manifest["assets"]))
+        if missing:
+            raise ConfigError(f"config key assets.shapes: {missing} are not in {self.asset_dir / 'manifest.json'}; "
+                              "rebuild the assets with the same config")
+        self.scratch_dir = Path(scratch_dir)
+        self.source = kb.AssetSource.from_manifest(self.asset_dir / "manifest.json", scratch_dir=self.scratch_dir)
+
+    def trajectory(self, shard: int, index: int) -> dict:
+        """Simulate trajectory `index` of `shard` (the same arrays whether run alone or in its shard)."""
+        seed = trajectory_seed(self.config["seed"], shard, index)
+        data = simulate_trajectory(self.source, self.manifest, self.params, seed, self.scratch_dir)
+        data["index"] = index
+        return data
+
+    def close(self) -> None:
+        """Remove the extracted assets."""
+        self.source.close()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a shard's bytes."""
+    out = {"python": platform.python_version()}
+    for name in ("eqscale", "kubric-nightly", "pybullet", "numpy", "h5py", "trimesh"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+_CHECKED = dict(fletcher32=True, chunks=True)
+
+
+def _write_trajectory(group: h5py.Group, data: dict) -> None:
+    group.attrs["seed"] = data["seed"]
+    group.attrs["index"] = data["index"]
+    group.attrs["num_objects"] = data["num_objects"]
+    for key in ("asset_ids", "materials"):
+        # fixed-length ASCII: variable-length strings cannot carry a checksum filter
+        group.create_dataset(key, data=np.array(data[key], dtype="S"), **_CHECKED)
+    for key in ("scales", "masses", "inertia_diagonal", "inertia_quaternion", "friction", "restitution",
+                "positions", "quaternions", "velocities", "angular_velocities"):
+        group.create_dataset(key, data=data[key], **_CHECKED)
+    contacts = data["contacts"]
+    group.create_dataset("contacts", data=contacts, fletcher32=True, chunks=(max(1, min(len(contacts), 4096)), 4),
+                         maxshape=(None, 4))
+
+
+def simulate_shard(config: dict, asset_dir: str | Path, shard: int, out_path: str | Path, progress: bool = True) -> Path:
+    """Simulate every trajectory of `shard` into `out_path` (written atomically)."""
+    out_path = Path(out_path)
+    num = config["simulation"]["trajectories_per_shard"]
+    if not 0 <= shard < config["simulation"]["num_shards"]:
+        raise ConfigError(f"shard {shard} is outside [0, simulation.num_shards={config['simulation']['num_shards']})")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    # per-job scratch (Kubric and PyBullet write temp files; concurrent jobs must not share them)
+    with tempfile.TemporaryDirectory(prefix=f".simulate-{shard:04d}-", dir=out_path.parent) as scratch:
+        os.environ["TMPDIR"] = scratch
+        tempfile.tempdir = scratch
+        simulator = ShardSimulator(config, asset_dir, scratch)
+        try:
+            with atomic_path(out_path) as tmp:
+                with h5py.File(tmp, "w", track_order=False) as fh:
+                    fh.attrs["format"] = RAW_FORMAT
+                    fh.attrs["format_version"] = RAW_VERSION
+                    fh.attrs["complete"] = False
+                    fh.attrs["global_seed"] = config["seed"]
+                    fh.attrs["shard"] = shard
+                    fh.attrs["num_trajectories"] = num
+                    for key in ("num_frames", "frame_rate", "step_rate"):
+                        fh.attrs[key] = config["simulation"][key]
+                    fh.attrs["config_hash"] = config_hash(config, ["seed", "assets", "simulation"])
+                    fh.attrs["config_json"] = json.dumps({k: config[k] for k in ("seed", "assets", "simulation")},
+                                                         sort_keys=True)
+                    fh.attrs["meshes_sha256"] = simulator.manifest.get("meshes_sha256", "")
+                    fh.attrs["versions_json"] = json.dumps(package_versions(), sort_keys=True)
+                    trajectories = fh.create_group("trajectories")
+                    indices = range(num)
+                    if progress:
+                        from tqdm import tqdm
+
+                        indices = tqdm(indices, desc=f"simulate shard {shard}", unit="traj", file=sys.stderr)
+                    for index in indices:
+                        _write_trajectory(trajectories.create_group(f"{index:06d}"), simulator.trajectory(shard, index))
+                    fh.attrs["complete"] = True
+        finally:
+            simulator.close()
+            tempfile.tempdir = None
+    return out_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`eqscale simulate --shard I --assets DIR --out FILE`: simulate one raw shard."""
+    parser = argparse.ArgumentParser(prog="eqscale simulate", description=__doc__.splitlines()[0])
+    add_config_arguments(parser)
+    parser.add_argument("--shard", type=int, required=True, help="shard index in [0, simulation.num_shards)")
+    parser.add_argument("--assets", type=Path, default=Path("results/assets"), help="asset directory")
+    parser.add_argument("--out", type=Path, help="output shard (default results/raw/shard-NNNN.h5)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+        out = args.out or Path("results/raw") / f"shard-{args.shard:04d}.h5"
+        simulate_shard(config, args.assets, args.shard, out, progress=not args.no_progress)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"eqscale simulate: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

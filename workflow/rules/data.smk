@@ -1,0 +1,45 @@
+# Data stages: procedural assets -> simulated raw shards.
+
+
+rule assets:
+    input:
+        code=src("physics/shapes.py", "physics/assets.py", "physics/assets_cli.py"),
+    output:
+        manifest="results/assets/manifest.json",
+        meshes="results/assets/meshes.h5",
+    params:
+        cfg=config_slice("assets"),
+    log:
+        "results/logs/assets.log",
+    benchmark:
+        "results/benchmarks/assets.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "eqscale assets --config-json {params.cfg:q} --out results/assets > {log} 2>&1"
+
+
+rule simulate:
+    input:
+        manifest="results/assets/manifest.json",
+        meshes="results/assets/meshes.h5",
+        code=src("physics/simulate.py", "physics/raw_format.py", "physics/kubric_compat.py"),
+    output:
+        "results/raw/shard-{shard}.h5",
+    params:
+        cfg=config_slice("seed", "assets", "simulation"),
+    wildcard_constraints:
+        shard=r"\d{4}",
+    log:
+        "results/logs/simulate/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/simulate/shard-{shard}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=60,
+    shell:
+        "eqscale simulate --config-json {params.cfg:q} --shard {wildcards.shard} "
+        "--assets results/assets --out {output} > {log} 2>&1"
