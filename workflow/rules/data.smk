@@ -14,6 +14,8 @@ rule assets:
     benchmark:
         "results/benchmarks/assets.tsv"
     threads: 1
+    conda:
+        "../../envs/eqscale.yaml"
     resources:
         mem_mb=2000,
         runtime=30,
@@ -37,6 +39,8 @@ rule simulate:
     benchmark:
         "results/benchmarks/simulate/shard-{shard}.tsv"
     threads: 1
+    conda:
+        "../../envs/eqscale.yaml"
     resources:
         mem_mb=1500,
         runtime=60,
