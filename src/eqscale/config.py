@@ -83,6 +83,13 @@ def _semantic_checks(config: dict) -> None:
             raise ConfigError(f"config key simulation.spawn_low[{axis}]: {lo} is not below spawn_high[{axis}] ({hi})")
     if sim["spawn_low"][2] <= 0:
         raise ConfigError("config key simulation.spawn_low[2]: objects must spawn above the floor (z > 0)")
+    from eqscale.physics.shapes import min_faces
+
+    needed = {shape: min_faces(shape) for shape in config["assets"]["shapes"]}
+    too_small = {shape: n for shape, n in needed.items() if n > config["assets"]["max_faces"]}
+    if too_small:
+        raise ConfigError(f"config key assets.max_faces: {config['assets']['max_faces']} is below what these shapes "
+                          f"need: {too_small}; use at least {max(too_small.values())} or drop them from assets.shapes")
     for hook in _EXTRA_CHECKS:
         hook(config)
 

@@ -73,3 +73,31 @@ def apply_to_vectors(transform: Transform, vectors: torch.Tensor) -> torch.Tenso
     q = q.to(vectors.dtype)
     shape = vectors.shape
     return (vectors.reshape(shape[0], -1, 3) @ q.transpose(-1, -2)).reshape(shape)
+
+
+def transform_batch(batch: dict[str, torch.Tensor], transform: Transform) -> dict[str, torch.Tensor]:
+    """The batch with every position (both input frames and the target) transformed."""
+    from eqscale.data.batch import POSITION_KEYS
+
+    out = dict(batch)
+    for key in POSITION_KEYS:
+        out[key] = apply_to_points(transform, batch[key])
+    return out
+
+
+def equivariance_error(predict, batch: dict[str, torch.Tensor], transforms: list[Transform]) -> float:
+    """Mean relative equivariance violation of `predict` (batch -> (B,V,3) positions) on real vertices.
+
+    For each transform g: sqrt(MSE(f(g.x), g.f(x)) / MSE(f(x), x_t)), i.e. the violation measured
+    against the size of the predicted motion, averaged over transforms. Zero for an equivariant f.
+    """
+    from eqscale.data.batch import masked_vertex_mse
+
+    mask = batch["vertex_mask"]
+    base = predict(batch)
+    motion = masked_vertex_mse(base, batch["vertices_curr"], mask).clamp_min(1e-30)
+    errors = []
+    for g in transforms:
+        moved = predict(transform_batch(batch, g))
+        errors.append(torch.sqrt(masked_vertex_mse(moved, apply_to_points(g, base), mask) / motion))
+    return float(torch.stack(errors).mean())

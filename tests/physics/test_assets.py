@@ -50,8 +50,8 @@ def test_torus_keeps_its_hole_in_pybullet(asset_dir, tmp_path):
     """A small sphere dropped on the centre of a lying torus falls through it (no hull filling the hole)."""
     from eqscale.physics.kubric_compat import kb
 
-    with kb.AssetSource.from_manifest(asset_dir / "manifest.json", scratch_dir=tmp_path) as source:
-        urdf = source.create(asset_id="torus", name="torus", scale=1.0).simulation_filename
+    source = kb.AssetSource.from_manifest(asset_dir / "manifest.json", scratch_dir=tmp_path)
+    urdf = source.create(asset_id="torus", name="torus", scale=1.0).simulation_filename
     meshes = read_meshes(asset_dir)
     vertices, _ = meshes["torus"]
     axis = int(np.argmin(np.ptp(vertices, axis=0)))  # the torus's symmetry axis is its thinnest extent

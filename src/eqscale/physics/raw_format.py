@@ -11,8 +11,7 @@
         scales             (K,)      f8      uniform scale applied to the canonical mesh
         materials          (K,)      str     "metal" | "rubber"
         masses             (K,)      f8      mass PyBullet simulated with (kg)
-        inertia_diagonal   (K, 3)    f8      PyBullet's principal moments of inertia (kg m^2)
-        inertia_quaternion (K, 4)    f8      wxyz orientation of the principal axes in the body frame
+        inertia_diagonal   (K, 3)    f8      PyBullet's moments of inertia about the body axes (kg m^2)
         friction           (K,)      f8
         restitution        (K,)      f8
         positions          (T, K, 3) f8      centre of mass in metres (world frame, z up, floor z = 0)

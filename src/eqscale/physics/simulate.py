@@ -153,13 +153,13 @@ def _run(simulator, client: int, objects: list, materials: list[str], params: Sc
                 # canonical pair order: (object, -1) for the floor, (low, high) between objects
                 a, b = (max(a, b), min(a, b)) if -1 in (a, b) else (min(a, b), max(a, b))
                 contacts.append((frame + 1, a, b, point[9]))
-    masses, inertia_diag, inertia_quat = [], [], []
+    masses, inertia_diag = [], []
     for body in body_ids:
+        # (the local inertial orientation PyBullet reports for maximal-coordinate bodies is uninitialised
+        # memory, so only mass and the diagonal are kept)
         info = pb.getDynamicsInfo(body, -1, physicsClientId=client)
         masses.append(info[0])
         inertia_diag.append(info[2])
-        x, y, z, w = info[4]
-        inertia_quat.append((w, x, y, z))
     return {
         "seed": seed,
         "num_objects": k,
@@ -168,7 +168,6 @@ def _run(simulator, client: int, objects: list, materials: list[str], params: Sc
         "materials": list(materials),
         "masses": np.array(masses),
         "inertia_diagonal": np.array(inertia_diag).reshape(k, 3),
-        "inertia_quaternion": np.array(inertia_quat).reshape(k, 4),
         "friction": np.array([float(obj.friction) for obj in objects]),
         "restitution": np.array([float(obj.restitution) for obj in objects]),
         "positions": positions,
@@ -218,7 +217,15 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-_CHECKED = dict(fletcher32=True, chunks=True)
+# checksummed, and no creation timestamps (same seed -> same bytes)
+_CHECKED = dict(fletcher32=True, chunks=True, track_times=False)
+
+
+def create_group(parent: h5py.Group, name: str) -> h5py.Group:
+    """A group without creation timestamps (h5py's create_group always records them)."""
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)
+    return h5py.Group(h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl))
 
 
 def _write_trajectory(group: h5py.Group, data: dict) -> None:
@@ -228,12 +235,12 @@ def _write_trajectory(group: h5py.Group, data: dict) -> None:
     for key in ("asset_ids", "materials"):
         # fixed-length ASCII: variable-length strings cannot carry a checksum filter
         group.create_dataset(key, data=np.array(data[key], dtype="S"), **_CHECKED)
-    for key in ("scales", "masses", "inertia_diagonal", "inertia_quaternion", "friction", "restitution",
+    for key in ("scales", "masses", "inertia_diagonal", "friction", "restitution",
                 "positions", "quaternions", "velocities", "angular_velocities"):
         group.create_dataset(key, data=data[key], **_CHECKED)
     contacts = data["contacts"]
     group.create_dataset("contacts", data=contacts, fletcher32=True, chunks=(max(1, min(len(contacts), 4096)), 4),
-                         maxshape=(None, 4))
+                         maxshape=(None, 4), track_times=False)
 
 
 def simulate_shard(config: dict, asset_dir: str | Path, shard: int, out_path: str | Path, progress: bool = True) -> Path:
@@ -264,14 +271,14 @@ def simulate_shard(config: dict, asset_dir: str | Path, shard: int, out_path: st
                                                          sort_keys=True)
                     fh.attrs["meshes_sha256"] = simulator.manifest.get("meshes_sha256", "")
                     fh.attrs["versions_json"] = json.dumps(package_versions(), sort_keys=True)
-                    trajectories = fh.create_group("trajectories")
+                    trajectories = create_group(fh, "trajectories")
                     indices = range(num)
                     if progress:
                         from tqdm import tqdm
 
                         indices = tqdm(indices, desc=f"simulate shard {shard}", unit="traj", file=sys.stderr)
                     for index in indices:
-                        _write_trajectory(trajectories.create_group(f"{index:06d}"), simulator.trajectory(shard, index))
+                        _write_trajectory(create_group(trajectories, f"{index:06d}"), simulator.trajectory(shard, index))
                     fh.attrs["complete"] = True
         finally:
             simulator.close()
