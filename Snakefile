@@ -1,6 +1,8 @@
 # eqscale: does equivariance matter at scale? The whole study as one DAG.
 #   snakemake --cores all                               the default study (config.yaml)
 #   snakemake --cores all --configfile presets/tiny.yaml  a few minutes, what the tests run
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -10,7 +12,7 @@ min_version("9.0")
 # overlaying it, so a preset means exactly what it says.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config.yaml"
+    configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 

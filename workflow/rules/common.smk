@@ -1,6 +1,6 @@
-# Helpers shared by every rule file: config validation, source-file inputs, output paths.
+# Helpers shared by all rule files -- config validation, source-file inputs, output paths.
 import json
-import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -17,13 +17,13 @@ config.clear()
 config.update(_validated)
 
 REPO = Path(workflow.basedir)
-# Jobs call the `eqscale` console script of the environment running Snakemake (a conda env
-# activated by --sdm conda goes first on PATH and brings its own).
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+# Jobs call the `eqscale` console script of the environment running Snakemake; without eqscale
+# there (e.g. --sdm conda from a bare Snakemake env), the job's own environment provides it.
+shell.prefix(f'PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
 
 
 def src(*relative):
-    """Absolute paths of package source files (rule inputs, so editing the code reruns the rule)."""
+    """Absolute paths of package source files; as inputs, editing the code reruns the jobs using it."""
     return [str(REPO / "src" / "eqscale" / r) for r in relative]
 
 
@@ -35,3 +35,4 @@ def config_slice(*sections):
 def raw_shards():
     """Every raw shard of the configured simulation."""
     return [f"results/raw/shard-{i:04d}.h5" for i in range(config["simulation"]["num_shards"])]
+
