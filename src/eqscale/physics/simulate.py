@@ -130,29 +130,28 @@ def _run(simulator, client: int, objects: list, materials: list[str], params: Sc
     body_to_object = {body: k for k, body in enumerate(body_ids)}
     steps_per_frame = params.step_rate // params.frame_rate
     num_frames, k = params.num_frames, len(objects)
-    positions = np.empty((num_frames, k, 3))
-    quaternions = np.empty((num_frames, k, 4))
-    velocities = np.empty((num_frames, k, 3))
-    angular = np.empty((num_frames, k, 3))
+    get_pose, get_velocity, step = pb.getBasePositionAndOrientation, pb.getBaseVelocity, pb.stepSimulation
+    poses, velocities = [], []  # flat tuples per (frame, object); converted to arrays once at the end
     contacts: list[tuple[float, float, float, float]] = []
     for frame in range(num_frames):
-        for j, body in enumerate(body_ids):
-            pos, xyzw = pb.getBasePositionAndOrientation(body, physicsClientId=client)
-            lin, ang = pb.getBaseVelocity(body, physicsClientId=client)
-            positions[frame, j] = pos
-            quaternions[frame, j] = (xyzw[3], xyzw[0], xyzw[1], xyzw[2])
-            velocities[frame, j] = lin
-            angular[frame, j] = ang
+        for body in body_ids:
+            poses.append(get_pose(body, physicsClientId=client))
+            velocities.append(get_velocity(body, physicsClientId=client))
         if frame == num_frames - 1:
             break
         for _ in range(steps_per_frame):
-            pb.stepSimulation(physicsClientId=client)
+            step(physicsClientId=client)
         for point in pb.getContactPoints(physicsClientId=client):
             if point[9] > CONTACT_FORCE_MIN:
                 a, b = body_to_object.get(point[1], -1), body_to_object.get(point[2], -1)
                 # canonical pair order: (object, -1) for the floor, (low, high) between objects
                 a, b = (max(a, b), min(a, b)) if -1 in (a, b) else (min(a, b), max(a, b))
                 contacts.append((frame + 1, a, b, point[9]))
+    positions = np.array([p for p, _ in poses]).reshape(num_frames, k, 3)
+    xyzw = np.array([q for _, q in poses]).reshape(num_frames, k, 4)
+    quaternions = xyzw[..., [3, 0, 1, 2]]
+    linear = np.array([v for v, _ in velocities]).reshape(num_frames, k, 3)
+    angular = np.array([w for _, w in velocities]).reshape(num_frames, k, 3)
     masses, inertia_diag = [], []
     for body in body_ids:
         # (the local inertial orientation PyBullet reports for maximal-coordinate bodies is uninitialised
@@ -172,7 +171,7 @@ def _run(simulator, client: int, objects: list, materials: list[str], params: Sc
         "restitution": np.array([float(obj.restitution) for obj in objects]),
         "positions": positions,
         "quaternions": quaternions,
-        "velocities": velocities,
+        "velocities": linear,
         "angular_velocities": angular,
         "contacts": np.array(contacts, dtype=np.float64).reshape(-1, 4),
     }
