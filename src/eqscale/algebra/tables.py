@@ -1,0 +1,111 @@
+"""Product tables, involutions, dual and the equivariant linear basis, built from the blade rule.
+
+Every table is computed once in float64 on the CPU from `blades.blade_product` (no data files),
+then cached per (dtype, device). Bilinear tables have layout [out, left, right]:
+`(x * y)_i = sum_jk table[i, j, k] x_j y_k`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from eqscale.algebra.blades import (
+    BLADE_INDEX,
+    BLADES,
+    EUCLIDEAN_INDICES,
+    GRADE_INDICES,
+    GRADES,
+    NUM_COMPONENTS,
+    blade_product,
+    outer_blade_product,
+)
+
+PSEUDOSCALAR_INDEX = NUM_COMPONENTS - 1  # e0123
+E123_INDEX = BLADE_INDEX[(1, 2, 3)]
+NUM_LINEAR_BASIS = 9
+
+
+def _bilinear_numpy(rule) -> np.ndarray:
+    table = np.zeros((NUM_COMPONENTS,) * 3)
+    for j, left in enumerate(BLADES):
+        for k, right in enumerate(BLADES):
+            sign, blade = rule(left, right)
+            if sign:
+                table[BLADE_INDEX[blade], j, k] = sign
+    return table
+
+
+@functools.lru_cache(maxsize=None)
+def _numpy_tables() -> dict[str, np.ndarray]:
+    gp = _bilinear_numpy(blade_product)
+    outer = _bilinear_numpy(outer_blade_product)
+    reversal = np.array([(-1.0) ** (g * (g - 1) // 2) for g in GRADES])
+    involution = np.array([(-1.0) ** g for g in GRADES])
+
+    # dual = right complement: e_A -> s_A e_{A^c} with e_A ^ (s_A e_{A^c}) = e0123. It is a
+    # signed permutation (not Pin-equivariant on its own); undual is its inverse (the transpose).
+    dual = np.zeros((NUM_COMPONENTS, NUM_COMPONENTS))
+    for a, blade in enumerate(BLADES):
+        complement = tuple(g for g in range(4) if g not in blade)
+        sign, result = outer_blade_product(blade, complement)
+        assert result == (0, 1, 2, 3)
+        dual[BLADE_INDEX[complement], a] = sign
+    undual = dual.T.copy()
+
+    # regressive product (join) x v y = undual(dual(x) ^ dual(y))
+    join = np.einsum("ai,ibc,bj,ck->ajk", undual, outer, dual, dual)
+
+    # <x, y> = <reverse(x) y>_0: diagonal, 1 on blades without e0 and 0 on the ideal ones
+    inner = np.array([gp[0, j, j] * reversal[j] for j in range(NUM_COMPONENTS)])
+
+    # Pin(3,0,1)-equivariant linear maps: the 5 grade projections and x -> e0 ^ <x>_k for
+    # k = 0..3 (left multiplication by e0 restricted to grade k; e0 x = e0 ^ x since e0 e0 = 0)
+    basis = np.zeros((NUM_LINEAR_BASIS, NUM_COMPONENTS, NUM_COMPONENTS))
+    for grade, indices in enumerate(GRADE_INDICES):
+        for i in indices:
+            basis[grade, i, i] = 1.0
+    e0 = BLADE_INDEX[(0,)]
+    for grade in range(4):
+        for i in GRADE_INDICES[grade]:
+            for out in range(NUM_COMPONENTS):
+                if gp[out, e0, i] != 0:
+                    basis[5 + grade, out, i] = gp[out, e0, i]
+    return dict(gp=gp, outer=outer, reversal=reversal, involution=involution, dual=dual,
+                undual=undual, join=join, inner=inner, linear_basis=basis)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached(name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    # explicit device: building under `with torch.device("meta")` must still give real values
+    return torch.from_numpy(_numpy_tables()[name]).to(device=device, dtype=dtype)
+
+
+def table(name: str, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A cached table by name: gp, outer, join (16,16,16); dual, undual, linear_basis; reversal, involution, inner."""
+    return _cached(name, dtype, torch.device(device))
+
+
+def geometric_product_table(dtype=torch.float32, device="cpu") -> torch.Tensor:
+    """(16, 16, 16) geometric product table [out, left, right]."""
+    return table("gp", dtype, device)
+
+
+def outer_product_table(dtype=torch.float32, device="cpu") -> torch.Tensor:
+    """(16, 16, 16) outer (wedge) product table [out, left, right]."""
+    return table("outer", dtype, device)
+
+
+def join_table(dtype=torch.float32, device="cpu") -> torch.Tensor:
+    """(16, 16, 16) regressive product table [out, left, right]: undual(dual(x) ^ dual(y))."""
+    return table("join", dtype, device)
+
+
+def linear_basis(dtype=torch.float32, device="cpu") -> torch.Tensor:
+    """(9, 16, 16) basis [map, out, in] of Pin(3,0,1)-equivariant linear maps."""
+    return table("linear_basis", dtype, device)
+
+
+INNER_PRODUCT_INDICES: tuple[int, ...] = EUCLIDEAN_INDICES
