@@ -1,0 +1,1 @@
+"""Physics: procedural shapes, Kubric asset packaging and rigid-body simulation."""
