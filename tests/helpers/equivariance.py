@@ -148,6 +148,8 @@ def equivariance_error(fn: Callable, inputs: Sequence, act_in: Sequence, act_out
         out, out_moved = [out], [out_moved]
     expected = [_resolve(a)(group, y) for a, y in zip(acts_out, out)]
     flat_expected, flat_moved = _flatten(expected), _flatten(out_moved)
+    flat_expected = [e.detach() for e in flat_expected]
+    flat_moved = [m.detach() for m in flat_moved]
     scale = max(float(e.abs().max()) for e in flat_expected)
     deviation = max(float((m - e).abs().max()) for m, e in zip(flat_moved, flat_expected))
     return deviation / max(scale, 1e-300)
