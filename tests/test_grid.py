@@ -1,0 +1,76 @@
+"""The study grid: IsoFLOP steps, deduplication, readable paths and clear errors naming the cell."""
+
+import pytest
+
+from eqscale.config import ConfigError, validate_config
+from eqscale.grid import Cell, GridError, build_grid, cell_dir, nominal_faces_per_scene, parse_cell_dir
+
+PER_STEP = {("gatr", "xxs"): 1e9, ("gatr", "xs"): 4e9, ("gatr", "s"): 1.6e10,
+            ("transformer", "xxs"): 5e8, ("transformer", "xs"): 2e9, ("transformer", "s"): 8e9}
+
+
+def fake_flops(model, size, batch_size, num_faces):
+    if (model, size) not in PER_STEP:
+        raise KeyError(f"unknown {model} size {size!r}")
+    return PER_STEP[model, size] * batch_size / 8
+
+
+def grid_config(**grid):
+    return validate_config({"grid": grid})
+
+
+def test_scaling_cells_are_isoflop_lines():
+    config = grid_config(scaling_budgets=[1e12], min_steps=1,
+                         data_efficiency={"fractions": [1.0], "arms": ["gatr"], "budget": 1e12})
+    cells = build_grid(config, fake_flops)
+    scaling = [c for c in cells if c.data_fraction == 1.0]
+    for cell in scaling:
+        assert cell.steps == int(1e12 // fake_flops(cell.model, cell.size, 8, 0))
+        assert cell.budget == 1e12
+    # the data-efficiency GATr cell at the same budget and fraction 1 is the same cell: it runs once
+    assert len(cells) == len({c.dir for c in cells}) == 6
+
+
+def test_min_steps_drops_too_large_models_but_not_whole_budgets():
+    config = grid_config(scaling_budgets=[2e11], min_steps=20, data_efficiency={"arms": ["gatr"], "fractions": [0.5]})
+    cells = build_grid(config, fake_flops)
+    gatr_sizes = {c.size for c in cells if c.model == "gatr" and c.data_fraction == 1.0}
+    assert gatr_sizes == {"xxs", "xs"}  # 200 and 50 steps; s gets 12 < 20: off its IsoFLOP line
+    assert {c.size for c in cells if c.model == "transformer"} == {"xxs", "xs", "s"}  # 400, 100, 25
+
+
+def test_budget_below_one_step_names_the_cell():
+    config = grid_config(scaling_budgets=[1e8])
+    with pytest.raises(GridError, match=r"grid cell gatr/size~xxs at budget 1e\+08.*less than one optimizer step"):
+        build_grid(config, fake_flops)
+
+
+def test_data_fraction_outside_unit_interval_names_the_cell():
+    config = grid_config(data_efficiency={"fractions": [0.5, 1.5], "arms": ["transformer+aug"]})
+    with pytest.raises(GridError, match=r"grid cell transformer\+aug/size~xs/data~1.5: data fraction 1.5 is outside"):
+        build_grid(config, fake_flops)
+
+
+def test_unknown_model_and_size_fail_clearly():
+    with pytest.raises(ConfigError, match="grid.scaling.mlp: unknown key"):
+        grid_config(scaling={"mlp": {"sizes": ["s"]}})
+    config = grid_config(scaling={"gatr": {"sizes": ["huge"]}, "transformer": {"sizes": ["xs"]}})
+    with pytest.raises(GridError, match="gatr/size~huge.*unknown gatr size 'huge'"):
+        build_grid(config, fake_flops)
+
+
+def test_seeds_multiply_cells_and_paths_round_trip():
+    config = grid_config(seeds=[0, 1], scaling_budgets=[1e12], min_steps=1)
+    cells = build_grid(config, fake_flops)
+    assert {c.seed for c in cells} == {0, 1}
+    for cell in cells:
+        parsed = parse_cell_dir(cell.dir)
+        assert Cell(**parsed) == cell
+    assert cell_dir("gatr", "s", 2400, 0.25, False, 0) == "results/runs/gatr/size~s/steps~2400/data~0.25/aug~0/seed~0"
+    with pytest.raises(ValueError, match="not a cell directory"):
+        parse_cell_dir("results/runs/gatr/s/2400")
+
+
+def test_nominal_faces():
+    config = validate_config({"simulation": {"min_objects": 2, "max_objects": 4}, "assets": {"max_faces": 200}})
+    assert nominal_faces_per_scene(config) == 600
