@@ -17,12 +17,13 @@ from collections.abc import Callable
 import numpy as np
 import trimesh
 
-from eqscale.physics.shapes_decimate import decimate_manifold
+from eqscale.physics.shapes_decimate import collapse_needles, decimate_manifold, flip_slivers
 from eqscale.physics.shapes_mesh import mesh_problem, self_intersections
 
 _RESOLUTION = 64  # marching-cubes cells along the longest side: 10-30k faces, far above any budget
 _FALLBACK_RESOLUTIONS = (48, 36)
 _TARGET_STEPS = 4  # decimation targets tried per grid, each 4% below the last
+_FLIP_BEND = 20.0  # degrees: sliver flips may bend the surface this much (the result is re-checked)
 _INTERMEDIATE = 3  # fast decimation hands over to the careful one at this many times the budget
 
 
@@ -186,6 +187,13 @@ def _manifold_intermediate(fine: trimesh.Trimesh, count: int) -> trimesh.Trimesh
     return fine
 
 
+def _without_slivers(vertices: np.ndarray, faces: np.ndarray) -> trimesh.Trimesh:
+    """Decimation leaves a few thin triangles: flip the caps, collapse the needles, flip again."""
+    vertices, faces = flip_slivers(vertices, faces, _FLIP_BEND)
+    vertices, faces = collapse_needles(vertices, faces)
+    return trimesh.Trimesh(*flip_slivers(vertices, faces, _FLIP_BEND), process=False)
+
+
 def implicit_shape(name: str, max_faces: int) -> tuple[np.ndarray, np.ndarray]:
     """Shape `name` meshed from its field and decimated to at most `max_faces` faces.
 
@@ -197,15 +205,16 @@ def implicit_shape(name: str, max_faces: int) -> tuple[np.ndarray, np.ndarray]:
         if len(fine.faces) <= max_faces:
             return np.asarray(fine.vertices), np.asarray(fine.faces)
         out = decimate(fine, max_faces)
-        if _acceptable(out, fine, max_faces):
-            return np.asarray(out.vertices), np.asarray(out.faces)
+        if not mesh_problem(out):  # the clean-up needs a closed manifold
+            out = _without_slivers(out.vertices, out.faces)
+            if _acceptable(out, fine, max_faces):
+                return np.asarray(out.vertices), np.asarray(out.faces)
         start = _manifold_intermediate(fine, _INTERMEDIATE * max_faces)
         target = max_faces
         for _ in range(_TARGET_STEPS):
-            vertices, faces = decimate_manifold(start.vertices, start.faces, target)
-            out = trimesh.Trimesh(vertices, faces, process=False)
+            out = _without_slivers(*decimate_manifold(start.vertices, start.faces, target))
             if _acceptable(out, fine, max_faces):
-                return vertices, faces
+                return np.asarray(out.vertices), np.asarray(out.faces)
             target = int(0.96 * target)
     raise RuntimeError(f"could not decimate {name} to a closed mesh within {max_faces} faces")
 

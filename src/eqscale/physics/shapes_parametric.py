@@ -16,6 +16,8 @@ from typing import TypeVar
 import numpy as np
 import trimesh
 
+from eqscale.physics.shapes_decimate import flip_slivers
+
 P = TypeVar("P")
 
 _KEEP = 0.9  # a resolution may give up at most 10% of the reachable face count for regularity
@@ -404,7 +406,8 @@ def gear(max_faces: int) -> tuple[np.ndarray, np.ndarray]:
             cap_faces = np.concatenate([np.array(band), np.stack([np.full(hub, centre), hub_ring[j],
                                                                   hub_ring[(j + 1) % hub]], -1)])
         faces.append(cap_faces[:, ::-1] if cap == 0 else cap_faces)  # the bottom faces down
-    return _oriented(np.vstack(vertices), np.concatenate(faces))
+    # the band's triangles between a flank and the hub are thin: flips within the flat caps fix them
+    return _oriented(*flip_slivers(np.vstack(vertices), np.concatenate(faces)))
 
 
 # ---- Menger sponge -----------------------------------------------------------------------------
