@@ -18,6 +18,7 @@ from eqscale.algebra.embedding import (
     extract_oriented_plane,
     extract_point,
     extract_scalar,
+    extract_vector,
     signed_distance_to_plane,
 )
 from eqscale.algebra.linear import NUM_LINEAR_BASIS, equi_linear, equi_linear_matrix, linear_basis
@@ -41,7 +42,7 @@ __all__ = [
     "dual", "embed_displacement", "embed_oriented_plane", "embed_point", "embed_pseudoscalar",
     "embed_reflection", "embed_rotation", "embed_scalar", "embed_translation", "equi_linear",
     "equi_linear_matrix", "equivariant_join", "extract_displacement", "extract_oriented_plane",
-    "extract_point", "extract_scalar", "geometric_product", "grade_involute", "grade_project",
+    "extract_point", "extract_scalar", "extract_vector", "geometric_product", "grade_involute", "grade_project",
     "inner_product", "is_odd_versor", "linear_basis", "outer_product", "regressive_product",
     "reverse", "sandwich", "signed_distance_to_plane", "squared_norm", "undual",
     "versor_from_transform", "versor_inverse",

@@ -7,7 +7,10 @@ Conventions (Dorst's plane-based PGA, as in the reference GATr):
   (n . x + d) e0123 (zero exactly when the point lies on the plane).
 - displacement v (a translation-invariant 3-vector such as a velocity or an edge): ideal
   bivector v1 e01 + v2 e02 + v3 e03; the Pin action rotates and reflects it like a vector and
-  translations leave it unchanged.
+  translations leave it unchanged. Reading a vector back from the e0i components of a *general*
+  multivector is not equivariant, though: translations mix its Euclidean bivector part into
+  them. The equivariant linear readout of a vector is `extract_vector`, the normal of the
+  vector (plane) part: translations never change components without e0.
 - translation / rotation / reflection: the versors of `eqscale.algebra.versors`.
 """
 
@@ -97,6 +100,12 @@ def embed_displacement(vector: torch.Tensor) -> torch.Tensor:
 def extract_displacement(multivector: torch.Tensor) -> torch.Tensor:
     """The vector (..., 3) in the e01, e02, e03 components (equivariant for every Pin element)."""
     return multivector[..., _DISPLACEMENT]
+
+
+def extract_vector(multivector: torch.Tensor) -> torch.Tensor:
+    """The e1, e2, e3 components (..., 3): translation-invariant, rotated and reflected like a vector
+    under the Pin action, for any multivector (the normal of its plane part)."""
+    return multivector[..., _NORMAL]
 
 
 def embed_rotation(rotation: torch.Tensor) -> torch.Tensor:
