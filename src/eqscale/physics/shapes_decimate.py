@@ -42,16 +42,16 @@ def _normal(p0, p1, p2):
     return _cross(_sub(p1, p0), _sub(p2, p0))
 
 
-def _min_angle(p0, p1, p2) -> float:
-    """Smallest interior angle of a triangle (radians; 0 when degenerate)."""
-    best = math.pi
-    for a, b, c in ((p0, p1, p2), (p1, p2, p0), (p2, p0, p1)):
-        u, v = _sub(b, a), _sub(c, a)
-        nu, nv = math.sqrt(_dot(u, u)), math.sqrt(_dot(v, v))
-        if nu == 0 or nv == 0:
-            return 0.0
-        best = min(best, math.acos(max(-1.0, min(1.0, _dot(u, v) / (nu * nv)))))
-    return best
+def _shape_quality(p0, p1, p2) -> float:
+    """sin of a triangle's smallest angle: 2 area / (product of its two longest sides); 0 if degenerate.
+
+    Orders triangles as their smallest angles do (that angle is at most 60 degrees) without acos.
+    """
+    sides = sorted(math.dist(a, b) for a, b in ((p0, p1), (p1, p2), (p2, p0)))
+    if sides[1] == 0:
+        return 0.0
+    n = _normal(p0, p1, p2)
+    return math.sqrt(_dot(n, n)) / (sides[1] * sides[2])
 
 
 def _face_quadric(p0, p1, p2) -> list[float]:
@@ -172,9 +172,9 @@ class _Surface:
         if (_dot(n1, n2) < flat_cos * norms[0] * norms[1] or _dot(m1, m2) < flat_cos * norms[2] * norms[3]
                 or _dot(n1, m1) < flat_cos * norms[0] * norms[2]):
             return None
-        before = min(_min_angle(pa, pb, pc), _min_angle(pb, pa, pd))
-        after = min(_min_angle(pa, pd, pc), _min_angle(pd, pb, pc))
-        if after <= before + 1e-9:
+        before = min(_shape_quality(pa, pb, pc), _shape_quality(pb, pa, pd))
+        after = min(_shape_quality(pa, pd, pc), _shape_quality(pd, pb, pc))
+        if after <= before + 1e-12:
             return None
         for f in (f1, f2):
             for v in self.tris[f]:

@@ -44,8 +44,8 @@ def ellipsoid(p: np.ndarray, centre, radii) -> np.ndarray:
     """Approximate distance to an axis-aligned ellipsoid (k0 (k0 - 1) / k1: exact on the surface)."""
     radii = np.asarray(radii, float)
     q = p - np.asarray(centre, float)
-    k0 = np.linalg.norm(q / radii, axis=1)
-    k1 = np.linalg.norm(q / radii**2, axis=1)
+    k0 = np.sqrt(np.einsum("ij,ij->i", q, q / radii**2))
+    k1 = np.sqrt(np.einsum("ij,ij->i", q, q / radii**4))
     return k0 * (k0 - 1) / np.maximum(k1, 1e-12)
 
 
@@ -53,9 +53,11 @@ def capsule(p: np.ndarray, a, b, radius_a: float, radius_b: float | None = None)
     """Distance to a segment a-b thickened by a radius that may vary linearly from a to b."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     ab = b - a
-    h = np.clip(((p - a) @ ab) / (ab @ ab), 0.0, 1.0)
+    pa = p - a
+    h = np.clip((pa @ ab) / (ab @ ab), 0.0, 1.0)
     radius = radius_a if radius_b is None else radius_a + h * (radius_b - radius_a)
-    return np.linalg.norm(p - a - h[:, None] * ab, axis=1) - radius
+    offset = pa - h[:, None] * ab
+    return np.sqrt(np.einsum("ij,ij->i", offset, offset)) - radius
 
 
 def _union(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:

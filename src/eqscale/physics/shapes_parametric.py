@@ -28,9 +28,9 @@ _KEEP = 0.9  # a resolution may give up at most 10% of the reachable face count 
 TORUS_RING_RADIUS = 0.4
 TORUS_TUBE_RATIO = 0.25
 
-# torus knot: the (2, 3) trefoil r = 2 + cos(3t), (r cos 2t, r sin 2t, -sin 3t). Its strands come
-# no closer than ~1.66 and it bends no tighter than radius ~1.43, so a tube of radius 0.55 is free
-# of self-intersections.
+# torus knot: the (2, 3) trefoil r = 2 + cos(3t), (r cos 2t, r sin 2t, -sin 3t). Points more than
+# 2.5 apart along it are at least 1.66 apart in space and it bends no tighter than radius 1.43, so
+# a tube of radius 0.55 does not touch itself (the tests check every built mesh for this).
 KNOT_P, KNOT_Q, KNOT_TUBE_RADIUS = 2, 3, 0.55
 
 # gear: 12 teeth, tip radius 0.5, root radius 0.39, thickness 0.3 (the largest side is the diameter)
@@ -68,7 +68,7 @@ def _oriented(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.n
 # ---- cube and sphere ---------------------------------------------------------------------------
 
 def cube(max_faces: int) -> tuple[np.ndarray, np.ndarray]:
-    """The unit cube: always 12 faces, as KuBasic's; finer tessellation adds nothing to a box."""
+    """The unit cube: always 12 faces; a finer tessellation of a box adds tokens but no shape."""
     box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
     return _oriented(box.vertices, box.faces)
 
