@@ -33,7 +33,7 @@ def repo_root() -> Path:
 
 TEST_CONFIG = {
     "seed": 7,
-    "assets": {"max_faces": 144, "vhacd_resolution": 20000},
+    "assets": {"max_faces": 96, "vhacd_resolution": 20000},
     "simulation": {"num_shards": 2, "trajectories_per_shard": 6, "num_frames": 48, "frame_rate": 48,
                    "min_objects": 2, "max_objects": 5},
 }

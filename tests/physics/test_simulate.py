@@ -42,7 +42,7 @@ def test_shard_layout(raw_shards, test_config):
 
 
 def test_same_seed_gives_bit_identical_shard_across_processes(asset_dir, tmp_path):
-    config = {"seed": 3, "assets": {"max_faces": 144, "vhacd_resolution": 20000},
+    config = {"seed": 3, "assets": {"max_faces": 96, "vhacd_resolution": 20000},
               "simulation": {"num_shards": 2, "trajectories_per_shard": 3, "num_frames": 24}}
     outs = []
     for run in range(2):
@@ -76,7 +76,7 @@ def test_any_trajectory_regenerates_alone(raw_shards, test_config, asset_dir, tm
 @pytest.fixture(scope="module")
 def many_trajectories(asset_dir, tmp_path_factory):
     """200 MOVi-B trajectories (2 s at 48 fps, 3-10 objects) for the physics sanity checks."""
-    config = validate_config({"seed": 11, "assets": {"max_faces": 144, "vhacd_resolution": 20000},
+    config = validate_config({"seed": 11, "assets": {"max_faces": 96, "vhacd_resolution": 20000},
                               "simulation": {"num_shards": 1, "trajectories_per_shard": 200}})
     path = simulate_shard(config, asset_dir, 0, tmp_path_factory.mktemp("many") / "shard.h5", progress=False)
     return _all_trajectories(path)
