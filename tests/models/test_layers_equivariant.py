@@ -145,7 +145,6 @@ def _naive_attention(layer: GeometricAttention, mv, s, mask, odd):
     outs_mv, outs_odd, outs_s = [], [], []
     for h in range(heads):
         logits = torch.einsum("bicx,bjcx->bij", q_mv[:, :, h][..., ip], k_mv[..., ip])
-        logits = logits + torch.einsum("bicx,bjcx->bij", q_odd[:, :, h][..., ip], k_odd[..., ip])
         for q_part, k_part, w in ((q_mv[:, :, h], k_mv, weights[h, : c.head_mv]), (q_odd[:, :, h], k_odd, weights[h, c.head_mv:])):
             dq = distance_features(q_part[..., 11:15], c.normalizer_eps, key=False) * w[:, None]
             dk = distance_features(k_part[..., 11:15], c.normalizer_eps, key=True)
@@ -153,7 +152,10 @@ def _naive_attention(layer: GeometricAttention, mv, s, mask, odd):
         logits = (logits + torch.einsum("bix,bjx->bij", q_s[:, :, h], k_s)) / math.sqrt(c.qk_width)
         attn = logits.masked_fill(~mask, float("-inf")).softmax(-1)
         outs_mv.append(torch.einsum("bij,bjcx->bicx", attn, v_mv))
-        outs_odd.append(geometric_product(q_odd[:, :, h], torch.einsum("bij,bjcx->bicx", attn, v_odd)))
+        # odd channels are points: only grades 3-4 (components 11..15) are attended and multiplied
+        points_q = q_odd[:, :, h] * (torch.arange(16) >= 11)
+        points_v = v_odd * (torch.arange(16) >= 11)
+        outs_odd.append(geometric_product(points_q, torch.einsum("bij,bjcx->bicx", attn, points_v)))
         outs_s.append(torch.einsum("bij,bjx->bix", attn, v_s))
     hidden_mv = torch.cat([torch.stack(outs_mv, 2).flatten(2, 3), torch.stack(outs_odd, 2).flatten(2, 3)], -2)
     return layer.out(hidden_mv, torch.stack(outs_s, 2).flatten(-2))

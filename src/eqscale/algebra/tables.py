@@ -73,8 +73,27 @@ def _numpy_tables() -> dict[str, np.ndarray]:
             for out in range(NUM_COMPONENTS):
                 if gp[out, e0, i] != 0:
                     basis[5 + grade, out, i] = gp[out, e0, i]
-    return dict(gp=gp, outer=outer, reversal=reversal, involution=involution, dual=dual,
-                undual=undual, join=join, inner=inner, linear_basis=basis)
+    tables = dict(gp=gp, outer=outer, reversal=reversal, involution=involution, dual=dual,
+                  undual=undual, join=join, inner=inner, linear_basis=basis)
+    for name in ("gp", "outer", "join"):
+        # flattened for `(x outer y) @ table`: [(j, k), i]
+        tables[name + "_flat"] = np.ascontiguousarray(tables[name].reshape(16, 256).T)
+        # the component pairs (j, k) that contribute at all, as one-hot selections and a pair table
+        left, right = np.nonzero(np.abs(tables[name]).sum(0))
+        tables[name + "_select_left"] = np.eye(16)[:, left]  # (16, P)
+        tables[name + "_select_right"] = np.eye(16)[:, right]
+        tables[name + "_pairs"] = np.ascontiguousarray(tables[name][:, left, right].T)  # (P, 16)
+    return tables
+
+
+def num_pairs(name: str) -> int:
+    """Component pairs (j, k) with a non-zero entry in bilinear table `name` (gp 192, outer/join 81)."""
+    return int(_numpy_tables()[name + "_pairs"].shape[0])
+
+
+# a bilinear with at most this many contributing pairs is computed on the selected pairs; above
+# it, on all 256 pairs (measured on CPU: gp with 192 pairs is faster dense, join with 81 is not)
+SPARSE_BILINEAR_MAX_PAIRS = 128
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,7 +103,8 @@ def _cached(name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor
 
 
 def table(name: str, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
-    """A cached table by name: gp, outer, join (16,16,16); dual, undual, linear_basis; reversal, involution, inner."""
+    """A cached table by name: gp, outer, join (16,16,16) and their (256, 16) "_flat" forms; dual,
+    undual, linear_basis; reversal, involution, inner."""
     return _cached(name, dtype, torch.device(device))
 
 

@@ -58,15 +58,22 @@ def dense_flops(tokens: int, fan_in: int, fan_out: int, input_grad: bool = True,
     return per_use * tokens * fan_in * fan_out
 
 
-def table_bilinear_flops(products: int) -> int:
-    """`products` bilinear products through a 16x16x16 table (algebra.products._bilinear).
+def table_bilinear_flops(products: int, name: str = "gp", pairs: int | None = None) -> int:
+    """`products` bilinear products through algebra table `name` (see algebra.products._bilinear).
 
-    Forward: x @ T (16 x 256) and a batched 16x16 matrix-vector product; backward: the x-gradient
-    through T and both operand gradients of the matrix-vector product.
+    Dense form (all `pairs` component products elementwise, not counted): the (pairs -> 16) table
+    GEMM forward and for the gradient (a constant table: no weight gradient). Sparse form (tables
+    with few contributing pairs P): two (16 -> P) selection GEMMs and the (P -> 16) pair GEMM,
+    each forward and for its input gradient.
     """
-    forward = 2 * 16 * 256 + 2 * 256
-    backward = 2 * 16 * 256 + 2 * 2 * 256
-    return products * (forward + backward)
+    from eqscale.algebra.tables import SPARSE_BILINEAR_MAX_PAIRS, num_pairs
+
+    if pairs is not None:
+        return products * dense_flops(1, pairs, 16, weight_grad=False)
+    contributing = num_pairs(name)
+    if contributing <= SPARSE_BILINEAR_MAX_PAIRS:
+        return products * 3 * dense_flops(1, 16, contributing, weight_grad=False)
+    return products * dense_flops(1, 256, 16, weight_grad=False)
 
 
 def attention_flops(batch: int, heads: int, queries: int, keys: int, width: int) -> int:

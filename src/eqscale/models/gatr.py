@@ -37,7 +37,13 @@ from eqscale.algebra import (
 )
 from eqscale.data.batch import face_corners
 from eqscale.models.flops import attention_flops, dense_flops, table_bilinear_flops
-from eqscale.models.layers_equivariant import BlockConfig, EquiLinear, GATrBlock
+from eqscale.models.layers_equivariant import (
+    NUM_V_COMPONENTS_PER_ODD,
+    BlockConfig,
+    EquiLinear,
+    GATrBlock,
+    fold_attention_mask,
+)
 from eqscale.models.rigidity import rigid_prediction, rigidity_flops
 
 
@@ -153,7 +159,9 @@ class GATr(nn.Module):
         floor = floor.to(corners_curr.dtype).expand(b, 16)
         even, scalars, odd = self.embedding(corners_prev, corners_curr, floor)
         mv, s = self.linear_in(even, scalars)
-        local, global_ = attention_masks(batch["face_object"], batch["face_mask"])
+        # additive masks in the folded multi-query layout, built once for all blocks
+        local, global_ = (fold_attention_mask(m, self.config.num_heads, mv.dtype)
+                          for m in attention_masks(batch["face_object"], batch["face_mask"]))
         for i, block in enumerate(self.blocks):
             mv, s = block(mv, s, mask=local if i % 2 == 0 else global_, odd=odd)
         out, _ = self.linear_out(mv, s)
@@ -196,12 +204,13 @@ def gatr_flops(config: GATrConfig, batch_size: int, num_faces: int, num_objects:
         _equilinear_flops(tokens, att.mv_channels, (heads + 2) * att.head_mv, att.s_channels, (heads + 2) * att.head_s)
         + _equilinear_flops(tokens, odd, (heads + 2) * att.head_odd, input_grad=False)
         + attention_flops(batch_size, heads, num_faces, num_faces, att.padded_width)
-        + table_bilinear_flops(tokens * heads * att.head_odd)
+        + table_bilinear_flops(tokens * heads * att.head_odd, pairs=NUM_V_COMPONENTS_PER_ODD ** 2)
         + _equilinear_flops(tokens, heads * (att.head_mv + att.head_odd), att.mv_channels, heads * att.head_s,
                             att.s_channels)
         + _equilinear_flops(tokens, bil.in_mv, 2 * bil.gp_channels + bil.join_channels, bil.in_s, 0)
         + _equilinear_flops(tokens, odd, bil.join_channels, input_grad=False)
-        + table_bilinear_flops(tokens * (bil.gp_channels + bil.join_channels))
+        + table_bilinear_flops(tokens * bil.gp_channels, "gp")
+        + table_bilinear_flops(tokens * bil.join_channels, "join")
         + _equilinear_flops(tokens, bil.gp_channels + bil.join_channels, bil.out_mv, bil.in_s, bil.out_s)
         + _equilinear_flops(tokens, bil.out_mv, config.mv_channels, bil.out_s, config.s_channels)
     )

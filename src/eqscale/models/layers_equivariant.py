@@ -31,13 +31,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from eqscale.algebra import equi_linear_matrix, equivariant_join, geometric_product, regressive_product
+from eqscale.algebra.products import geometric_product_of_parts
 from eqscale.algebra.blades import EUCLIDEAN_INDICES, GRADE_INDICES
 from eqscale.algebra.tables import NUM_LINEAR_BASIS, table
 
 # components seen by the attention inner product, without e123 (points enter via distances)
 _IP_IDX = [i for i in EUCLIDEAN_INDICES if i != 14]  # 1, e1, e2, e3, e12, e13, e23
 _TRI_IDX = list(GRADE_INDICES[3])  # e012, e013, e023, e123 (weight last)
+_POINT_START = _TRI_IDX[0]  # grades 3 and 4 (components 11..15): all an odd point projection has
 NUM_QK_FEATURES_PER_MV = len(_IP_IDX) + 5  # inner-product components + 5 distance features
+NUM_QK_FEATURES_PER_ODD = 5  # odd channels: distance features only
+NUM_V_COMPONENTS_PER_ODD = 16 - _POINT_START
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,13 +229,13 @@ class AttentionConfig:
     def qk_width(self) -> int:
         """Unpadded query/key feature width per head."""
         odd = self.head_odd if self.odd_channels else 0
-        return (self.head_mv + odd) * NUM_QK_FEATURES_PER_MV + self.head_s
+        return self.head_mv * NUM_QK_FEATURES_PER_MV + odd * NUM_QK_FEATURES_PER_ODD + self.head_s
 
     @property
     def v_width(self) -> int:
         """Unpadded value width per head."""
         odd = self.head_odd if self.odd_channels else 0
-        return (self.head_mv + odd) * 16 + self.head_s
+        return self.head_mv * 16 + odd * NUM_V_COMPONENTS_PER_ODD + self.head_s
 
     @property
     def padded_width(self) -> int:
@@ -251,13 +255,22 @@ def distance_features(tri: torch.Tensor, eps: float, key: bool) -> torch.Tensor:
     return torch.cat([sq, w.square(), w * coords], -1)
 
 
+def fold_attention_mask(mask: torch.Tensor, num_heads: int, dtype: torch.dtype) -> torch.Tensor:
+    """Bool mask (B, N, N) (True = may attend) -> additive mask (B, 1, H*N, N) for the folded
+    multi-query layout of `GeometricAttention` (build once, reuse in every block)."""
+    b, n, _ = mask.shape
+    additive = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
+    return additive[:, None].expand(b, num_heads, n, n).reshape(b, 1, num_heads * n, n)
+
+
 class GeometricAttention(nn.Module):
     """Multi-query geometric self-attention with SDPA.
 
     Logits per head: inner products of query/key multivectors (components without e0 and e123),
     learned-weighted negative squared distances between their points, and scalar dot products;
-    scaled by 1/sqrt(feature width). Attended parity-odd values (points) are brought back to the
-    parity-even stream by the geometric product with the query's own odd projection.
+    scaled by 1/sqrt(feature width). The parity-odd projections are points: only their trivector
+    part enters the logits (as distances) and only grades 3-4 are attended; the attended points
+    are brought back to the parity-even stream by the geometric product with the query's own.
     """
 
     def __init__(self, config: AttentionConfig) -> None:
@@ -274,16 +287,19 @@ class GeometricAttention(nn.Module):
         # per head and channel weight of the distance term (log-parametrised, starts at 1)
         self.log_distance_weight = nn.Parameter(torch.zeros(heads, c.head_mv + (c.head_odd if self.has_odd else 0)))
 
-    def _qk_features(self, mv: torch.Tensor, weight: torch.Tensor | None, key: bool) -> torch.Tensor:
-        ip = mv[..., _IP_IDX]
+    def _qk_features(self, mv: torch.Tensor, weight: torch.Tensor | None, key: bool,
+                     with_inner_product: bool = True) -> torch.Tensor:
         dist = distance_features(mv[..., _TRI_IDX], self.config.normalizer_eps, key)
         if weight is not None:
             dist = dist * weight[..., None]
-        return torch.cat([ip, dist], -1).flatten(-2)
+        if not with_inner_product:
+            return dist.flatten(-2)
+        return torch.cat([mv[..., _IP_IDX], dist], -1).flatten(-2)
 
     def forward(self, mv: torch.Tensor, s: torch.Tensor, mask: torch.Tensor | None = None,
                 odd: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """mv (B, N, C, 16), s (B, N, S), mask (B, N, N) bool (True = may attend), odd (B, N, P, 16)."""
+        """mv (B, N, C, 16), s (B, N, S), odd (B, N, P, 16); mask: bool (B, N, N) (True = may attend)
+        or the output of `fold_attention_mask`."""
         c = self.config
         heads, b, n = c.num_heads, mv.shape[0], mv.shape[1]
         qkv_mv, qkv_s = self.qkv(mv, s)
@@ -303,9 +319,9 @@ class GeometricAttention(nn.Module):
             q_odd = qkv_odd[..., : heads * c.head_odd, :].unflatten(-2, (heads, c.head_odd))
             k_odd = qkv_odd[..., heads * c.head_odd : (heads + 1) * c.head_odd, :]
             v_odd = qkv_odd[..., (heads + 1) * c.head_odd :, :]
-            q_parts.append(self._qk_features(q_odd, weights[:, c.head_mv :], key=False))
-            k_parts.append(self._qk_features(k_odd, None, key=True))
-            v_parts.append(v_odd.flatten(-2))
+            q_parts.append(self._qk_features(q_odd, weights[:, c.head_mv :], key=False, with_inner_product=False))
+            k_parts.append(self._qk_features(k_odd, None, key=True, with_inner_product=False))
+            v_parts.append(v_odd[..., _POINT_START:].flatten(-2))
         q_parts.append(q_s)
         k_parts.append(k_s)
         v_parts.append(v_s)
@@ -316,9 +332,9 @@ class GeometricAttention(nn.Module):
         v = F.pad(torch.cat(v_parts, -1), (0, width - c.v_width))
         # multi-query: fold the heads into the query axis, so one key/value head serves all of them
         q = q.transpose(1, 2).reshape(b, 1, heads * n, width)
-        attn_mask = None
-        if mask is not None:
-            attn_mask = mask[:, None].expand(b, heads, n, n).reshape(b, 1, heads * n, n)
+        attn_mask = mask
+        if mask is not None and mask.dtype == torch.bool:
+            attn_mask = fold_attention_mask(mask, heads, q.dtype)
         out = F.scaled_dot_product_attention(q, k[:, None], v[:, None], attn_mask=attn_mask,
                                              scale=1.0 / math.sqrt(c.qk_width))
         out = out.reshape(b, heads, n, width).transpose(1, 2)  # (B, N, H, W)
@@ -327,9 +343,11 @@ class GeometricAttention(nn.Module):
         offset = c.head_mv * 16
         parts = [h_mv]
         if self.has_odd:
-            h_odd = out[..., offset : offset + c.head_odd * 16].unflatten(-1, (c.head_odd, 16))
-            offset += c.head_odd * 16
-            parts.append(geometric_product(q_odd, h_odd).flatten(-3, -2))  # odd * odd -> even
+            width_odd = c.head_odd * NUM_V_COMPONENTS_PER_ODD
+            h_odd = out[..., offset : offset + width_odd].unflatten(-1, (c.head_odd, NUM_V_COMPONENTS_PER_ODD))
+            offset += width_odd
+            # odd * odd -> even; points have grades 3-4 only, so 25 component pairs suffice
+            parts.append(geometric_product_of_parts(q_odd[..., _POINT_START:], h_odd, _POINT_START).flatten(-3, -2))
         h_s = out[..., offset : offset + c.head_s].flatten(-2)
         return self.out(torch.cat(parts, -2), h_s)
 
