@@ -10,7 +10,7 @@ from eqscale import symmetry
 from eqscale.algebra import embed_oriented_plane
 from eqscale.data.batch import masked_vertex_mse
 from eqscale.models.gatr import GATr, GATrConfig, attention_masks
-from helpers.equivariance import assert_equivariant, equivariance_error, random_group
+from helpers.equivariance import assert_equivariant, random_group
 from helpers.scenes import random_rigid_scene_batch
 
 TINY = [GATrConfig(mv_channels=4, s_channels=8, num_blocks=2, num_heads=2),

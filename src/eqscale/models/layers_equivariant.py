@@ -13,7 +13,7 @@ as a separate parity-odd input `odd` (..., tokens, odd_channels, 16) that is onl
 parity-consistent ways:
 - odd -> odd through `EquiLinear` (no scalars, no bias: an odd multivector's scalar part is a
   pseudoscalar),
-- odd . odd inner products and point distances in the attention logits (det^2 = 1),
+- distances between the points of odd queries and keys in the attention logits (det^2 = 1),
 - geometric product odd * odd -> even (attended points are brought back relative to the query),
 - join even v odd -> even (the regressive product itself picks up det(g), which the odd operand
   cancels: no reference multivector is needed).
@@ -335,6 +335,8 @@ class GeometricAttention(nn.Module):
         attn_mask = mask
         if mask is not None and mask.dtype == torch.bool:
             attn_mask = fold_attention_mask(mask, heads, q.dtype)
+        elif mask is not None and mask.dtype != q.dtype:
+            attn_mask = mask.to(q.dtype)  # e.g. under autocast, where q/k/v become bf16
         out = F.scaled_dot_product_attention(q, k[:, None], v[:, None], attn_mask=attn_mask,
                                              scale=1.0 / math.sqrt(c.qk_width))
         out = out.reshape(b, heads, n, width).transpose(1, 2)  # (B, N, H, W)
