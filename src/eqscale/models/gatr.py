@@ -42,7 +42,7 @@ from eqscale.models.layers_equivariant import (
     BlockConfig,
     EquiLinear,
     GATrBlock,
-    fold_attention_mask,
+    additive_attention_mask,
 )
 from eqscale.models.rigidity import rigid_prediction, rigidity_flops
 
@@ -159,8 +159,8 @@ class GATr(nn.Module):
         floor = floor.to(corners_curr.dtype).expand(b, 16)
         even, scalars, odd = self.embedding(corners_prev, corners_curr, floor)
         mv, s = self.linear_in(even, scalars)
-        # additive masks in the folded multi-query layout, built once for all blocks
-        local, global_ = (fold_attention_mask(m, self.config.num_heads, mv.dtype)
+        # additive masks, built once for all blocks
+        local, global_ = (additive_attention_mask(m, mv.dtype)
                           for m in attention_masks(batch["face_object"], batch["face_mask"]))
         for i, block in enumerate(self.blocks):
             mv, s = block(mv, s, mask=local if i % 2 == 0 else global_, odd=odd)

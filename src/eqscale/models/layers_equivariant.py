@@ -255,12 +255,11 @@ def distance_features(tri: torch.Tensor, eps: float, key: bool) -> torch.Tensor:
     return torch.cat([sq, w.square(), w * coords], -1)
 
 
-def fold_attention_mask(mask: torch.Tensor, num_heads: int, dtype: torch.dtype) -> torch.Tensor:
-    """Bool mask (B, N, N) (True = may attend) -> additive mask (B, 1, H*N, N) for the folded
-    multi-query layout of `GeometricAttention` (build once, reuse in every block)."""
-    b, n, _ = mask.shape
+def additive_attention_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Bool mask (B, N, N) (True = may attend) -> additive mask (B, 1, N, N), shared by all heads
+    (build once per forward and reuse in every block: SDPA otherwise converts it every call)."""
     additive = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
-    return additive[:, None].expand(b, num_heads, n, n).reshape(b, 1, num_heads * n, n)
+    return additive[:, None]
 
 
 class GeometricAttention(nn.Module):
@@ -299,9 +298,9 @@ class GeometricAttention(nn.Module):
     def forward(self, mv: torch.Tensor, s: torch.Tensor, mask: torch.Tensor | None = None,
                 odd: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """mv (B, N, C, 16), s (B, N, S), odd (B, N, P, 16); mask: bool (B, N, N) (True = may attend)
-        or the output of `fold_attention_mask`."""
+        or the output of `additive_attention_mask`."""
         c = self.config
-        heads, b, n = c.num_heads, mv.shape[0], mv.shape[1]
+        heads = c.num_heads
         qkv_mv, qkv_s = self.qkv(mv, s)
         q_mv = qkv_mv[..., : heads * c.head_mv, :].unflatten(-2, (heads, c.head_mv))
         k_mv = qkv_mv[..., heads * c.head_mv : (heads + 1) * c.head_mv, :]
@@ -330,16 +329,15 @@ class GeometricAttention(nn.Module):
         q = F.pad(torch.cat(q_parts, -1), (0, width - c.qk_width))  # (B, N, H, W)
         k = F.pad(torch.cat(k_parts, -1), (0, width - c.qk_width))  # (B, N, W)
         v = F.pad(torch.cat(v_parts, -1), (0, width - c.v_width))
-        # multi-query: fold the heads into the query axis, so one key/value head serves all of them
-        q = q.transpose(1, 2).reshape(b, 1, heads * n, width)
         attn_mask = mask
         if mask is not None and mask.dtype == torch.bool:
-            attn_mask = fold_attention_mask(mask, heads, q.dtype)
+            attn_mask = additive_attention_mask(mask, q.dtype)
         elif mask is not None and mask.dtype != q.dtype:
             attn_mask = mask.to(q.dtype)  # e.g. under autocast, where q/k/v become bf16
-        out = F.scaled_dot_product_attention(q, k[:, None], v[:, None], attn_mask=attn_mask,
-                                             scale=1.0 / math.sqrt(c.qk_width))
-        out = out.reshape(b, heads, n, width).transpose(1, 2)  # (B, N, H, W)
+        # multi-query: one key/value head shared by all query heads (SDPA's grouped-query mode)
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k[:, None], v[:, None], attn_mask=attn_mask,
+                                             scale=1.0 / math.sqrt(c.qk_width), enable_gqa=True)
+        out = out.transpose(1, 2)  # (B, N, H, W)
 
         h_mv = out[..., : c.head_mv * 16].unflatten(-1, (c.head_mv, 16)).flatten(-3, -2)
         offset = c.head_mv * 16
