@@ -15,6 +15,7 @@ from eqscale.models.transformer import (
     MultiQueryAttention,
     Transformer,
     TransformerConfig,
+    additive_mask,
     attention_masks,
     transformer_config,
 )
@@ -113,6 +114,7 @@ def test_multi_query_attention_matches_explicit_shared_key_value_math():
     weights = logits.masked_fill(~mask, float("-inf")).softmax(-1)
     expected = attention.out(torch.einsum("bhnm,bmd->bnhd", weights, v).reshape(2, 7, h * d))
     torch.testing.assert_close(attention(x, mask), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(attention(x, additive_mask(mask, torch.float64)), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_attention_masks_are_object_local_and_global():
