@@ -36,3 +36,10 @@ def raw_shards():
     """Every raw shard of the configured simulation."""
     return [f"results/raw/shard-{i:04d}.h5" for i in range(config["simulation"]["num_shards"])]
 
+
+
+def token_shards():
+    """Every token shard `eqscale tokenize` writes for this config (the split rule decides the counts)."""
+    from eqscale.data.token_format import planned_token_files
+
+    return [f"results/tokens/{name}" for name in planned_token_files(config)]

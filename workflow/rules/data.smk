@@ -47,3 +47,29 @@ rule simulate:
     shell:
         "eqscale simulate --config-json {params.cfg:q} --shard {wildcards.shard} "
         "--assets results/assets --out {output} > {log} 2>&1"
+
+
+rule tokenize:
+    input:
+        raw=raw_shards(),
+        meshes="results/assets/meshes.h5",
+        code=src("data/tokenize.py", "data/token_format.py", "physics/raw_format.py"),
+    output:
+        stats="results/tokens/stats.json",
+        shards=token_shards(),
+    params:
+        cfg=config_slice("seed", "tokens"),
+    log:
+        "results/logs/tokenize.log",
+    benchmark:
+        "results/benchmarks/tokenize.tsv"
+    threads: 1
+    conda:
+        "../../envs/eqscale.yaml"
+    resources:
+        mem_mb=2000,
+        # about 70 trajectories/s measured; minutes with a wide margin
+        runtime=30 + len(raw_shards()) * config["simulation"]["trajectories_per_shard"] // 1000,
+    shell:
+        "eqscale tokenize --config-json {params.cfg:q} --raw {input.raw} "
+        "--assets results/assets --out results/tokens > {log} 2>&1"
