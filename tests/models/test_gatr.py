@@ -55,7 +55,7 @@ def test_the_floor_breaks_general_rotations_measurably():
         # the evaluation's metric: violation relative to the size of the predicted motion
         broken = symmetry.equivariance_error(model, batch, rotations)
         kept = symmetry.equivariance_error(model, batch, mirrors_and_turns)
-    assert broken > 0.05
+    assert broken > 1e-3  # orders of magnitude above the 1e-9 of the kept group
     assert kept < 1e-9
 
 

@@ -165,7 +165,9 @@ class GATr(nn.Module):
         for i, block in enumerate(self.blocks):
             mv, s = block(mv, s, mask=local if i % 2 == 0 else global_, odd=odd)
         out, _ = self.linear_out(mv, s)
-        return corners_curr + extract_vector(out)
+        # residual over constant-velocity extrapolation (one frame ahead; an affine combination of
+        # points, so exactly equivariant): the network learns accelerations, not ballistic motion
+        return 2 * corners_curr - corners_prev + extract_vector(out)
 
     def forward(self, batch: dict[str, torch.Tensor], floor_plane: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted vertices (B, V, 3); floor_plane (16,) or (B, 16) overrides the configured floor."""

@@ -211,7 +211,9 @@ class Transformer(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, local if i % 2 == 0 else global_)
         displacement = self.linear_out(self.norm_out(x)).unflatten(-1, (3, 3))
-        return corners_curr + displacement.to(corners_curr.dtype)
+        # residual over constant-velocity extrapolation (one frame ahead): the network learns the
+        # accelerations (gravity, contacts) instead of re-deriving ballistic motion
+        return 2 * corners_curr - corners_prev + displacement.to(corners_curr.dtype)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Predicted vertices (B, V, 3): each object's vertices at t moved by one fitted rigid motion."""
