@@ -43,3 +43,15 @@ def model_code(wildcards):
     shared += [p for p in models if p not in gatr_only and p not in transformer_only]
     own = gatr_only if wildcards.model == "gatr" else transformer_only
     return sorted(str(p) for p in shared + own)
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes for a cell on a cluster GPU: analytic FLOPs at the configured utilisation, plus slack."""
+    from eqscale.models.registry import flops_per_step
+    from eqscale.grid import nominal_faces_per_scene
+
+    cell = cell_of(wildcards)
+    flops = int(wildcards.steps) * flops_per_step(cell.model, cell.size, config["training"]["batch_size"],
+                                                  nominal_faces_per_scene(config))
+    rate = config["compute"]["gpu_peak_flops_per_s"] * config["compute"]["gpu_utilisation"]
+    return int(10 + 2 * attempt * flops / rate / 60)
