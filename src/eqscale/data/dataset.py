@@ -257,6 +257,14 @@ def collate_scenes(samples: list[dict]) -> dict[str, torch.Tensor]:
     face_mask False; object slots beyond a scene's objects have object_mask False. Padded
     vertex_object/face_object entries are 0.
     """
+    return _to_torch(_collate_numpy(samples))
+
+
+def _to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {key: torch.from_numpy(value) for key, value in batch.items()}
+
+
+def _collate_numpy(samples: list[dict]) -> dict[str, np.ndarray]:
     b = len(samples)
     v = max(len(s["vertices_curr"]) for s in samples)
     f = max(len(s["faces"]) for s in samples)
@@ -275,7 +283,7 @@ def collate_scenes(samples: list[dict]) -> dict[str, torch.Tensor]:
         out["face_object"][i, :nf] = s["face_object"]
         out["face_mask"][i, :nf] = True
         out["object_mask"][i, :s["num_objects"]] = True
-    return {key: torch.from_numpy(value) for key, value in out.items()}
+    return out
 
 
 class SampleOrder:
@@ -310,15 +318,19 @@ class SampleOrder:
 
 
 class _Batches(Dataset):
-    """Map-style dataset of whole batches: item s is batch s (what DataLoader workers fetch)."""
+    """Map-style dataset of whole batches: item s is batch s as numpy arrays (what DataLoader workers fetch).
+
+    Workers hand numpy arrays back (pickled through the pipe) rather than tensors: torch's
+    shared-memory transfer of nine small tensors per batch cost more than building the batch.
+    """
 
     def __init__(self, dataset: TokenDataset, order: SampleOrder, batch_size: int, total: int | None):
         self.dataset, self.order, self.batch_size, self.total = dataset, order, batch_size, total
 
-    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, step: int) -> dict[str, np.ndarray]:
         start = step * self.batch_size
         stop = start + self.batch_size if self.total is None else min(start + self.batch_size, self.total)
-        return collate_scenes([self.dataset[key] for key in self.order.keys(start, stop)])
+        return _collate_numpy([self.dataset[key] for key in self.order.keys(start, stop)])
 
 
 class _Steps(Sampler):
@@ -345,12 +357,12 @@ class BatchLoader:
 
     def __init__(self, dataset: TokenDataset, batch_size: int, *, shuffle: bool, drop_last: bool,
                  epochs: int | None, num_workers: int, seed: int, start_step: int = 0,
-                 sample_indices: np.ndarray | None = None, pin_memory: bool = False):
+                 sample_indices: np.ndarray | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if epochs is not None and epochs < 1:
             raise ValueError(f"epochs must be >= 1 or None (endless), got {epochs}")
-        self.dataset, self.batch_size, self.num_workers, self.pin_memory = dataset, batch_size, num_workers, pin_memory
+        self.dataset, self.batch_size, self.num_workers = dataset, batch_size, num_workers
         self.seed, self.start_step = seed, start_step
         indices = np.arange(len(dataset)) if sample_indices is None else np.asarray(sample_indices)
         self.order = SampleOrder(indices, seed, shuffle)
@@ -369,7 +381,7 @@ class BatchLoader:
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         """Batch `step` alone."""
-        return self._batches[step]
+        return _to_torch(self._batches[step])
 
     def batches_from(self, step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
         """Batches step, step+1, ... (to the end, or forever for an endless loader)."""
@@ -380,10 +392,10 @@ class BatchLoader:
             return iter(())
         if self.num_workers == 0:
             steps = range(step, stop) if stop is not None else itertools.count(step)
-            return (self._batches[s] for s in steps)
+            return (_to_torch(self._batches[s]) for s in steps)
         loader = DataLoader(self._batches, batch_size=None, sampler=_Steps(step, stop), num_workers=self.num_workers,
-                            collate_fn=_identity, pin_memory=self.pin_memory)
-        return iter(loader)
+                            collate_fn=_identity)
+        return (_to_torch(batch) for batch in loader)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         return self.batches_from(self.start_step)
@@ -396,15 +408,14 @@ class BatchLoader:
 
 def make_loader(tokens_dir: str | Path, split: str, batch_size: int, *, horizon: int, data_fraction: float = 1.0,
                 augment: bool = False, seed: int = 0, num_workers: int = 0, shuffle: bool = True,
-                drop_last: bool = False, start_step: int = 0, epochs: int | None = 1,
-                pin_memory: bool = False) -> BatchLoader:
+                drop_last: bool = False, start_step: int = 0, epochs: int | None = 1) -> BatchLoader:
     """Batches of `split` from `start_step` on: `epochs` passes (None: endless), order a function of (seed, epoch).
 
     drop_last drops a final short batch of a finite loader; an endless loader's batches are always full.
     """
     dataset = TokenDataset(tokens_dir, split, horizon, data_fraction=data_fraction, augment=augment, seed=seed)
     return BatchLoader(dataset, batch_size, shuffle=shuffle, drop_last=drop_last, epochs=epochs,
-                       num_workers=num_workers, seed=seed, start_step=start_step, pin_memory=pin_memory)
+                       num_workers=num_workers, seed=seed, start_step=start_step)
 
 
 class TrainBatchStream:
@@ -425,8 +436,7 @@ def train_batch_stream(tokens_dir: str | Path, *, batch_size: int, horizon: int,
                        augment: bool = False, seed: int = 0, num_workers: int = 0) -> Callable[[int], Iterator[dict]]:
     """The training split as an endless, resumable batch stream (shuffled per epoch, optionally augmented)."""
     loader = make_loader(tokens_dir, "train", batch_size, horizon=horizon, data_fraction=data_fraction,
-                         augment=augment, seed=seed, num_workers=num_workers, shuffle=True, epochs=None,
-                         pin_memory=torch.cuda.is_available())
+                         augment=augment, seed=seed, num_workers=num_workers, shuffle=True, epochs=None)
     return TrainBatchStream(loader)
 
 
