@@ -138,7 +138,8 @@ def main() -> None:
     print(f"data: {n} trajectories x {stats['num_frames']} frames, {train['mean_objects_per_scene']:.1f} objects and "
           f"{train['mean_faces_per_scene']:.0f} faces per scene (max {train['max_faces_per_scene']})")
     print(f"tokenize: {n / elapsed:.0f} trajectories/s ({elapsed:.1f} s)")
-    print(f"token shards: {token_bytes / n / 1024:.1f} KiB/trajectory -> {token_bytes / n * total / 1e6:.0f} MB for the "
+    per_trajectory = token_bytes / n
+    print(f"token shards: {per_trajectory / 1024:.1f} KiB/trajectory -> {per_trajectory * total / 1e6:.0f} MB for the "
           f"default {total} trajectories (raw shards: {raw_bytes / n / 1024:.1f} KiB/trajectory, "
           f"{raw_bytes / n * total / 1e6:.0f} MB)")
     rates = {}

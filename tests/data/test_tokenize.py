@@ -197,3 +197,13 @@ def test_retokenizing_with_fewer_trajectories_removes_stale_shards(raw_shards, a
     assert after < before
     stats = json.loads((tmp_path / STATS_NAME).read_text())
     assert after == {e["name"] for split in SPLITS for e in stats["splits"][split]["shards"]}
+
+
+def test_an_empty_split_still_gets_its_file_and_a_clear_error(raw_shards, asset_dir, token_config, tmp_path):
+    config = validate_config(deep_merge(token_config, {"tokens": {"val_fraction": 0.0}}))
+    stats = tokenize(raw_shards, asset_dir, tmp_path, config, progress=False)
+    assert stats["splits"]["val"]["trajectories"] == 0
+    assert sorted(p.name for p in tmp_path.glob("*.h5")) == sorted(planned_token_files(config))
+    verify_token_shard(tmp_path / "val-0000.h5")
+    with pytest.raises(ValueError, match="no trajectories"):
+        TokenDataset(tmp_path, "val", 1)

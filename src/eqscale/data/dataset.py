@@ -90,7 +90,8 @@ class TokenDataset(Dataset):
         if self.samples_per_trajectory < 1:
             raise ValueError(f"horizon {horizon} leaves no sample in trajectories of {self.num_frames} frames")
         if len(chosen) == 0:
-            raise ValueError(f"split {split!r} in {self.tokens_dir} has no trajectories: raise tokens.{split}_fraction "
+            hint = "lower tokens.val_fraction/test_fraction" if split == "train" else f"raise tokens.{split}_fraction"
+            raise ValueError(f"split {split!r} in {self.tokens_dir} has no trajectories: {hint} "
                              "or simulate more trajectories")
         self._reset_worker_state()
 
@@ -129,7 +130,8 @@ class TokenDataset(Dataset):
             self._object_asset.append(index["objects/asset"])
             self._object_scale.append(index["objects/scale"])
         if self.num_frames is None:
-            raise FileNotFoundError(f"{self.tokens_dir / STATS_NAME} lists no {self.split} shards: re-run eqscale tokenize")
+            raise FileNotFoundError(f"{self.tokens_dir / STATS_NAME} lists no {self.split} shards: "
+                                    "re-run eqscale tokenize")
         cat = lambda parts: np.concatenate(parts).astype(np.int64)  # noqa: E731
         self._file, self._row = cat(files), cat(rows)
         self._object_start, self._object_count = cat(obj_start), cat(obj_count)

@@ -142,7 +142,8 @@ def read_dataset(fh: h5py.File, key: str, path: str | Path, sel=()) -> np.ndarra
     try:
         return fh[key][sel]
     except (OSError, KeyError) as err:
-        raise TokenShardError(f"token shard {path}: dataset {key!r} fails its checksum or cannot be read: {err}") from err
+        raise TokenShardError(f"token shard {path}: dataset {key!r} fails its checksum or cannot be read: "
+                              f"{err}") from err
 
 
 INDEX_KEYS = ("assets/asset_ids", "assets/vertex_offsets", "assets/face_offsets", "assets/vertices", "assets/faces",
