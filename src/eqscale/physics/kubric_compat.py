@@ -7,6 +7,7 @@ those two calls, then import kubric. Use `from eqscale.physics.kubric_compat imp
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import itertools
 import logging
@@ -34,6 +35,9 @@ def _install_tensorflow_stand_in() -> None:
 
     gfile = types.SimpleNamespace(GFile=gfile_open, copy=gfile_copy)
     tf = types.ModuleType("tensorflow")
+    # a spec without an origin: importlib.util.find_spec (torch._dynamo probes for tensorflow) must
+    # not fail on it, and such probes see no real TensorFlow installation
+    tf.__spec__ = importlib.machinery.ModuleSpec("tensorflow", None)
     tf.__doc__ = "eqscale stand-in: only tf.io.gfile.GFile and tf.io.gfile.copy, on local files"
     tf.io = types.SimpleNamespace(gfile=gfile)
     sys.modules["tensorflow"] = tf
