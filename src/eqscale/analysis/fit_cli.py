@@ -1,0 +1,80 @@
+"""`eqscale fit`: scaling-law fits with bootstrap intervals, summary.csv -> results/fits/*.json.
+
+Writes frontier.json, joint.json, isoflop.json and data_efficiency.json, each with one entry per arm
+and the comparisons between arms. A fit that cannot be done (too few points, one budget only, ...)
+is recorded with its reason; the stage fails only on an unreadable summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from eqscale.analysis.fit import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, FitError, fit_all
+from eqscale.io_utils import atomic_write_text
+
+FIT_FILES = ("frontier", "joint", "isoflop", "data_efficiency")
+
+
+def write_fits(fits: dict[str, dict], out_dir: str | Path) -> list[Path]:
+    """Write each fit kind to out_dir/<kind>.json atomically; return the paths."""
+    out_dir = Path(out_dir)
+    paths = []
+    for kind in FIT_FILES:
+        path = out_dir / f"{kind}.json"
+        # allow_nan=False: a NaN that slipped through would be invalid JSON; to_jsonable turns them into null
+        atomic_write_text(path, json.dumps(fits[kind], indent=2, allow_nan=False) + "\n")
+        paths.append(path)
+    return paths
+
+
+def read_fits(fits_dir: str | Path) -> dict[str, dict]:
+    """The fit JSON files of a directory (a missing file reads as {})."""
+    fits_dir = Path(fits_dir)
+    return {kind: json.loads((fits_dir / f"{kind}.json").read_text()) if (fits_dir / f"{kind}.json").exists() else {}
+            for kind in FIT_FILES}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, fit, write the JSON files."""
+    parser = argparse.ArgumentParser(prog="eqscale fit", description=__doc__.splitlines()[0])
+    parser.add_argument("--summary", type=Path, default=Path("results/summary.csv"), help="output of eqscale collect")
+    parser.add_argument("--out-dir", type=Path, default=Path("results/fits"), help="directory for the JSON files")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, metavar="N",
+                        help=f"bootstrap resamples per fit (default {DEFAULT_RESAMPLES}; 0 = no intervals)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE,
+                        help=f"level of the percentile intervals (default {DEFAULT_CONFIDENCE})")
+    parser.add_argument("--jobs", type=int, default=1, help="processes to fit arms in parallel (default 1)")
+    args = parser.parse_args(argv)
+    try:
+        summary = pd.read_csv(args.summary)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        print(f"eqscale fit: error: cannot read {args.summary}: {err}", file=sys.stderr)
+        return 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fits = fit_all(summary, n_resamples=args.bootstrap, seed=args.seed, confidence=args.confidence,
+                           jobs=args.jobs)
+        except FitError as err:
+            print(f"eqscale fit: error: {args.summary}: {err}", file=sys.stderr)
+            return 1
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    for path in write_fits(fits, args.out_dir):
+        print(f"wrote {path}")
+    for kind in FIT_FILES:
+        for arm, res in fits[kind].get("arms", {}).items():
+            if res.get("status") != "ok":
+                print(f"{kind} {arm}: skipped: {res.get('reason')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

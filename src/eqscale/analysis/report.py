@@ -1,0 +1,394 @@
+"""`eqscale report`: results/report.md, one table per finding of the paper with our numbers beside it.
+
+Each row states the paper's claim, our estimate with its bootstrap interval, and a plain verdict:
+"supported" when the interval lies wholly on the claimed side, "not supported" when it lies wholly
+on the other side, "inconclusive (intervals overlap)" when it straddles the boundary, and
+"inconclusive (...)" with the reason when a fit or an interval is missing, or when fewer than half of
+the bootstrap resamples could be refitted (such an interval is not trustworthy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from eqscale.analysis.fit_cli import read_fits
+from eqscale.io_utils import atomic_write_text
+
+SUPPORTED = "supported"
+NOT_SUPPORTED = "not supported"
+OVERLAP = "inconclusive (intervals overlap)"
+FIGURE_TITLES = {"loss_vs_compute": "Test loss vs compute (paper's Figure 1)",
+                 "isoflop": "IsoFLOP curves", "optimal_allocation": "Compute-optimal N*(C) and S*(C)",
+                 "data_efficiency": "Data efficiency at fixed compute", "training_curves": "Training curves"}
+CLAIMS = {
+    1: "Equivariance improves data efficiency; a transformer trained with data augmentation can close that gap "
+       "given enough epochs.",
+    2: "Test loss follows a power law in compute for both models, and the equivariant model (GATr) is better at "
+       "every tested compute budget, by a similar factor.",
+    3: "The compute-optimal split between model size and training steps differs: the transformer should scale "
+       "training steps faster than model size (a < 0.5 in N* ~ C^a), GATr the opposite (a > 0.5).",
+}
+MIN_OK_FRACTION = 0.5  # below this share of successful resamples an interval is not used for a verdict
+POWER_LAW_R2 = 0.9  # frontier fits with R^2 (log space) below this do not count as "follows a power law"
+
+
+def fmt_number(value: float | None) -> str:
+    """Three significant digits, scientific notation for very small or large values."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+        return f"{value:.3g}".replace("e+0", "e+").replace("e-0", "e-")
+    return f"{value:.3g}"
+
+
+def fmt_estimate(est: Mapping[str, Any] | None) -> str:
+    """'value [lo, hi]' (or 'value (no interval)')."""
+    if not est or est.get("value") is None:
+        return "n/a"
+    if est.get("lo") is None or est.get("hi") is None:
+        return f"{fmt_number(est['value'])} (no interval)"
+    return f"{fmt_number(est['value'])} [{fmt_number(est['lo'])}, {fmt_number(est['hi'])}]"
+
+
+def _ok_fraction(boot: Mapping[str, Any] | None) -> float | None:
+    if not boot or not boot.get("resamples"):
+        return None
+    return boot["ok"] / boot["resamples"]
+
+
+def verdict_above(est: Mapping[str, Any] | None, threshold: float, boot: Mapping[str, Any] | None = None) -> str:
+    """Does the estimate exceed `threshold`? Judged on its interval."""
+    if not est or est.get("value") is None:
+        return "inconclusive (no estimate)"
+    frac = _ok_fraction(boot)
+    if frac is not None and frac < MIN_OK_FRACTION:
+        return f"inconclusive (only {frac:.0%} of bootstrap resamples could be refitted)"
+    if est.get("lo") is None or est.get("hi") is None:
+        return "inconclusive (no interval: run the fit with bootstrap resamples)"
+    if est["lo"] > threshold:
+        return SUPPORTED
+    if est["hi"] < threshold:
+        return NOT_SUPPORTED
+    return OVERLAP
+
+
+def verdict_below(est: Mapping[str, Any] | None, threshold: float, boot: Mapping[str, Any] | None = None) -> str:
+    """Is the estimate below `threshold`? Judged on its interval."""
+    v = verdict_above(est, threshold, boot)
+    return {SUPPORTED: NOT_SUPPORTED, NOT_SUPPORTED: SUPPORTED}.get(v, v)
+
+
+def verdict_includes(est: Mapping[str, Any] | None, value: float, boot: Mapping[str, Any] | None = None) -> str:
+    """Is the estimate consistent with `value` (its interval contains it)?"""
+    v = verdict_above(est, value, boot)
+    if v == OVERLAP:
+        return SUPPORTED
+    if v in (SUPPORTED, NOT_SUPPORTED):
+        return NOT_SUPPORTED
+    return v
+
+
+def combine(verdicts: Sequence[str]) -> str:
+    """A finding is supported if every part is, not supported if any part is not, else inconclusive."""
+    if not verdicts:
+        return "inconclusive (nothing could be measured)"
+    if any(v.startswith(NOT_SUPPORTED) for v in verdicts):
+        return NOT_SUPPORTED
+    if all(v == SUPPORTED for v in verdicts):
+        return SUPPORTED
+    return "inconclusive"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    head = ["Quantity", "Paper", "Ours", "Verdict"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines
+
+
+def _skip_reason(res: Mapping[str, Any] | None, what: str) -> str:
+    if not res:
+        return f"no {what}"
+    return f"{what} skipped: {res.get('reason', 'unknown reason')}"
+
+
+# ---------------------------------------------------------------- findings
+
+
+def finding_1(data: Mapping[str, Any]) -> tuple[list[list[str]], str]:
+    """Data efficiency: rows and the overall verdict."""
+    rows: list[list[str]] = []
+    comps = data.get("comparisons", {})
+    arms = data.get("arms", {})
+    for arm, res in arms.items():
+        if res.get("status") == "ok":
+            fit = res["fit"]
+            note = f"; {fit['note']}" if fit.get("note") else ""
+            rows.append([f"{arm}: data exponent delta ({fit['formula']}, size {res['size']}, {res['steps']} steps)",
+                         "-", fmt_estimate(fit["params"]["delta"]) + note, "(context)"])
+        else:
+            rows.append([f"{arm}: data-efficiency fit", "-", _skip_reason(res, "fit"), "inconclusive (no fit)"])
+    parts: list[str] = []
+    boot_of = {arm: res.get("fit", {}).get("bootstrap") for arm, res in arms.items() if res.get("status") == "ok"}
+
+    def worst_boot(*names: str) -> Mapping[str, Any] | None:
+        boots = [boot_of.get(n) for n in names if boot_of.get(n)]
+        return min(boots, key=lambda b: b["ok"] / max(1, b["resamples"]), default=None)
+
+    def comparison(key: str) -> Mapping[str, Any] | None:
+        comp = comps.get(key, {})
+        return comp if comp.get("status") == "ok" else None
+
+    def missing(key: str) -> str:
+        return f"inconclusive ({comps.get(key, {}).get('reason') or comps.get('reason') or 'no comparison'})"
+
+    # 1a: GATr's loss grows less than the transformer's when the training set shrinks
+    base = comparison("transformer/gatr")
+    if base:
+        ds, dl = fmt_number(base["D_small"]), fmt_number(base["D_large"])
+        v1a = verdict_above(base["degradation_ratio"], 1.0, worst_boot("transformer", "gatr"))
+        rows.append([f"data-efficiency gap: [L(D={ds}) / L(D={dl})] of the transformer over that of GATr",
+                     "> 1 (GATr suffers less from less data)", fmt_estimate(base["degradation_ratio"]), v1a])
+        rows.append([f"loss ratio transformer / GATr at D = {ds} (most epochs)", "> 1",
+                     fmt_estimate(base["ratio_at_small"]), "(context)"])
+        rows.append([f"loss ratio transformer / GATr at D = {dl}", "-", fmt_estimate(base["ratio_at_large"]),
+                     "(context)"])
+    else:
+        v1a = missing("transformer/gatr")
+        rows.append(["data-efficiency gap transformer vs GATr", "> 1", "n/a", v1a])
+    parts.append(v1a)
+    # 1b: with augmentation the transformer's gap to GATr closes (at the smallest set, i.e. most epochs)
+    aug = comparison("transformer+aug/gatr")
+    if aug:
+        ds, dl = fmt_number(aug["D_small"]), fmt_number(aug["D_large"])
+        above = verdict_above(aug["degradation_ratio"], 1.0, worst_boot("transformer+aug", "gatr"))
+        if above == SUPPORTED:
+            v1b = f"{NOT_SUPPORTED} (a gap remains with augmentation)"
+        elif above in (NOT_SUPPORTED, OVERLAP):
+            v1b = SUPPORTED if v1a == SUPPORTED else "inconclusive (no significant gap to close without augmentation)"
+        else:
+            v1b = above
+        rows.append([f"data-efficiency gap: transformer+aug over GATr (D = {ds} vs {dl})",
+                     "about 1 or below (augmentation closes the gap)", fmt_estimate(aug["degradation_ratio"]), v1b])
+        rows.append([f"loss ratio transformer+aug / GATr at D = {ds}", "-", fmt_estimate(aug["ratio_at_small"]),
+                     "(context)"])
+        gain = comparison("transformer/transformer+aug")
+        if gain:
+            rows.append([f"loss ratio transformer / transformer+aug at D = {fmt_number(gain['D_small'])}",
+                         "> 1 (augmentation helps)", fmt_estimate(gain["ratio_at_small"]),
+                         verdict_above(gain["ratio_at_small"], 1.0, worst_boot("transformer", "transformer+aug"))])
+    else:
+        v1b = missing("transformer+aug/gatr")
+        rows.append(["data-efficiency gap transformer+aug vs GATr", "about 1", "n/a", v1b])
+    parts.append(v1b)
+    return rows, combine(parts)
+
+
+def finding_2(frontier: Mapping[str, Any]) -> tuple[list[list[str]], str]:
+    """Power law in compute, GATr better at every budget by a similar factor."""
+    rows: list[list[str]] = []
+    parts: list[str] = []
+    for arm in ("gatr", "transformer"):
+        res = frontier.get("arms", {}).get(arm)
+        if not res or res.get("status") != "ok":
+            rows.append([f"{arm}: power law in compute", "power law", _skip_reason(res, "frontier fit"),
+                         "inconclusive (no fit)"])
+            parts.append("inconclusive")
+            continue
+        for name, variant in res["variants"].items():
+            if variant.get("status") != "ok":
+                rows.append([f"{arm}: frontier {name}", "-", f"skipped: {variant['reason']}", "(context)"])
+                continue
+            primary = name == res["primary"]
+            r2 = variant["r2_log"]
+            quantity = (f"{arm}: gamma of {variant['formula']} ({variant['n_points']} frontier points; "
+                        f"R^2 (log) = {fmt_number(r2)}, RMSE (log) = {fmt_number(variant['rmse_log'])})")
+            if primary:
+                v = SUPPORTED if r2 is not None and r2 >= POWER_LAW_R2 else (
+                    f"{NOT_SUPPORTED} (R^2 below {POWER_LAW_R2})")
+                parts.append(v)
+            else:
+                v = "(context)"
+            rows.append([quantity, "power law" if primary else "-", fmt_estimate(variant["params"]["gamma"]), v])
+    comp = frontier.get("comparisons", {}).get("transformer/gatr")
+    if comp and comp.get("status") == "ok" and comp.get("at_budget"):
+        boots = [frontier["arms"][a]["variants"][frontier["arms"][a]["primary"]]["bootstrap"]
+                 for a in ("gatr", "transformer")]
+        worst = min(boots, key=lambda b: b["ok"] / max(1, b["resamples"]))
+        verdicts = []
+        for point in comp["at_budget"]:
+            v = verdict_above(point["ratio"], 1.0, worst)
+            verdicts.append(v)
+            rows.append([f"loss ratio transformer / GATr at {fmt_number(point['budget'])} FLOPs", "> 1",
+                         fmt_estimate(point["ratio"]), v])
+        every = combine(verdicts)
+        parts.append(every)
+        gd = comp.get("gamma_difference")
+        if gd:
+            v = verdict_includes(gd, 0.0)
+            if v == NOT_SUPPORTED:
+                v = f"{NOT_SUPPORTED} (the exponents differ: the gap changes with compute)"
+            rows.append(["gamma(transformer) - gamma(GATr), pure power laws", "about 0 (a similar factor everywhere)",
+                         fmt_estimate(gd), v])
+            parts.append(v)
+    else:
+        reason = (comp or {}).get("reason") or frontier.get("comparisons", {}).get("reason") or "no comparison"
+        rows.append(["loss ratio transformer / GATr per budget", "> 1 at every budget", "n/a",
+                     f"inconclusive ({reason})"])
+        parts.append("inconclusive")
+    return rows, combine(parts)
+
+
+def finding_3(joint: Mapping[str, Any], isoflop: Mapping[str, Any]) -> tuple[list[list[str]], str]:
+    """Compute-optimal allocation: a < 0.5 for the transformer, a > 0.5 for GATr."""
+    rows: list[list[str]] = []
+    parts: list[str] = []
+    expect = {"transformer": ("< 0.5 (steps grow faster)", verdict_below),
+              "gatr": ("> 0.5 (size grows faster)", verdict_above)}
+    for arm, (paper, judge) in expect.items():
+        jres = joint.get("arms", {}).get(arm)
+        if jres and jres.get("status") == "ok":
+            fit = jres["fit"]
+            v = judge(jres["exponents"]["a"], 0.5, fit["bootstrap"])
+            p = fit["params"]
+            rows.append([f"{arm}: a in N* ~ C^a, joint law (alpha = {fmt_estimate(p['alpha'])}, "
+                         f"beta = {fmt_estimate(p['beta'])}; {fit['n_points']} cells, R^2 (log) = "
+                         f"{fmt_number(fit['r2_log'])})", paper, fmt_estimate(jres["exponents"]["a"]), v])
+            parts.append(v)
+        else:
+            rows.append([f"{arm}: a, joint law", paper, _skip_reason(jres, "joint fit"), "inconclusive (no fit)"])
+        ires = isoflop.get("arms", {}).get(arm)
+        if ires and ires.get("status") == "ok":
+            v = judge(ires["exponents"]["a"], 0.5, ires["bootstrap"])
+            rows.append([f"{arm}: a, IsoFLOP minima ({ires['n_points']} budgets; cross-check)", paper,
+                         fmt_estimate(ires["exponents"]["a"]), v])
+            if not (jres and jres.get("status") == "ok"):
+                parts.append(v)
+        else:
+            rows.append([f"{arm}: a, IsoFLOP minima (cross-check)", paper, _skip_reason(ires, "IsoFLOP fit"),
+                         "inconclusive (no fit)"])
+    comp = joint.get("comparisons", {}).get("transformer-gatr")
+    if comp and comp.get("status") == "ok":
+        diff = comp["a_difference"]
+        flipped = {"value": -diff["value"],
+                   "lo": -diff["hi"] if diff.get("hi") is not None else None,
+                   "hi": -diff["lo"] if diff.get("lo") is not None else None}
+        v = verdict_above(flipped, 0.0)
+        rows.append(["a(GATr) - a(transformer), joint law", "> 0 (the allocations differ)", fmt_estimate(flipped), v])
+        parts.append(v)
+    if not parts:
+        parts.append("inconclusive")
+    return rows, combine(parts)
+
+
+# ---------------------------------------------------------------- the document
+
+
+def _study_lines(summary: pd.DataFrame) -> list[str]:
+    n = len(summary)
+    lines = [f"- Cells: {n}"]
+    if n and "arm" in summary:
+        counts = summary["arm"].value_counts()
+        lines[0] += " (" + ", ".join(f"{arm}: {c}" for arm, c in counts.sort_index().items()) + ")"
+    if "flops" in summary:
+        total = pd.to_numeric(summary["flops"], errors="coerce").sum()
+        lines.append(f"- Total training compute: {fmt_number(float(total))} FLOPs")
+    if "wall_time_s" in summary:
+        hours = pd.to_numeric(summary["wall_time_s"], errors="coerce").sum() / 3600
+        lines.append(f"- Total training wall time: {hours:.3g} h")
+    if "budget" in summary:
+        budgets = sorted(pd.to_numeric(summary["budget"], errors="coerce").dropna().unique())
+        lines.append("- Budgets: " + (", ".join(f"{fmt_number(b)}" for b in budgets) or "none recorded")
+                     + " FLOPs")
+    if "device" in summary and n:
+        lines.append("- Devices: " + ", ".join(sorted(summary["device"].astype(str).unique())))
+    if "test_mse" in summary:
+        failed = int(pd.to_numeric(summary["test_mse"], errors="coerce").isna().sum())
+        if failed:
+            lines.append(f"- Cells without a usable test loss (left out of every fit): {failed}")
+    return lines
+
+
+def _skipped_lines(fits: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for kind, doc in fits.items():
+        for arm, res in doc.get("arms", {}).items():
+            if res.get("status") != "ok":
+                lines.append(f"- {kind} / {arm}: {res.get('reason')}")
+    return lines
+
+
+def render_report(summary: pd.DataFrame, fits: Mapping[str, Any], figures_dir: Path, out: Path) -> str:
+    """The report's markdown text."""
+    boot = next((doc.get("bootstrap") for doc in fits.values() if doc.get("bootstrap")), {}) or {}
+    conf = boot.get("confidence", 0.95)
+    lines = ["# eqscale: does equivariance matter at scale?", "",
+             "Our measurements against the findings of Brehmer et al. 2024 (arXiv 2410.23179).", "",
+             "## The study", ""]
+    lines += _study_lines(summary)
+    lines += [f"- Intervals: {conf:.0%} percentile bootstrap over cells, {boot.get('resamples', 0)} resamples "
+              f"(seed {boot.get('seed', 0)}); a verdict needs the interval wholly on one side of the paper's "
+              f"claim, and at least {MIN_OK_FRACTION:.0%} of resamples refitted.", ""]
+    verdicts = {}
+    sections = [(1, "Data efficiency", finding_1(fits.get("data_efficiency", {})), ["data_efficiency"]),
+                (2, "Scaling with compute", finding_2(fits.get("frontier", {})), ["loss_vs_compute"]),
+                (3, "Compute-optimal allocation", finding_3(fits.get("joint", {}), fits.get("isoflop", {})),
+                 ["optimal_allocation", "isoflop"])]
+    for number, title, (rows, verdict), figs in sections:
+        verdicts[number] = verdict
+        lines += [f"## Finding {number}: {title}", "", f"Paper: {CLAIMS[number]}", ""]
+        lines += _table(rows)
+        lines += ["", f"**Finding {number}: {verdict}.**", ""]
+        for name in figs:
+            lines += _figure_links(name, figures_dir, out)
+        lines.append("")
+    lines += ["## Summary", "", "| Finding | Verdict |", "|---|---|"]
+    lines += [f"| {n}. {CLAIMS[n]} | {verdicts[n]} |" for n in sorted(verdicts)]
+    lines += ["", "## Figures", ""]
+    for name in FIGURE_TITLES:
+        lines += _figure_links(name, figures_dir, out, image=name == "training_curves")
+    skipped = _skipped_lines(fits)
+    if skipped:
+        lines += ["", "## Fits that could not be done", ""] + skipped
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _figure_links(name: str, figures_dir: Path, out: Path, image: bool = True) -> list[str]:
+    """Links to a figure's PNG and PDF (relative to the report), with the image inline when it exists."""
+    rel = Path(os.path.relpath(Path(figures_dir) / name, Path(out).parent)).as_posix()
+    exists = (Path(figures_dir) / f"{name}.png").exists()
+    lines = [f"- {FIGURE_TITLES[name]}{'' if exists else ' (not drawn yet)'}: [PNG]({rel}.png), [PDF]({rel}.pdf)"]
+    if exists and image:
+        lines += ["", f"  ![{FIGURE_TITLES[name]}]({rel}.png)", ""]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and write the report."""
+    parser = argparse.ArgumentParser(prog="eqscale report", description=__doc__.splitlines()[0])
+    parser.add_argument("--summary", type=Path, default=Path("results/summary.csv"))
+    parser.add_argument("--fits-dir", type=Path, default=Path("results/fits"))
+    parser.add_argument("--figures-dir", type=Path, default=Path("results/figures"))
+    parser.add_argument("--out", type=Path, default=Path("results/report.md"))
+    args = parser.parse_args(argv)
+    try:
+        summary = pd.read_csv(args.summary)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        print(f"eqscale report: error: cannot read {args.summary}: {err}", file=sys.stderr)
+        return 1
+    text = render_report(summary, read_fits(args.fits_dir), args.figures_dir, args.out)
+    atomic_write_text(args.out, text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
