@@ -12,6 +12,7 @@ model.pt (final weights) and run.json (written last; its presence means the cell
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import platform
@@ -24,7 +25,7 @@ import torch
 
 from eqscale.config import ConfigError, add_config_arguments, config_from_args
 from eqscale.grid import parse_cell_dir
-from eqscale.io_utils import atomic_path, atomic_write_text
+from eqscale.io_utils import atomic_write_bytes, atomic_write_text
 
 
 def package_versions() -> dict[str, str]:
@@ -71,8 +72,9 @@ def train_cell(cell_dir: str | Path, tokens_dir: str | Path, config: dict, devic
         progress=progress, config={"seed": config["seed"], "tokens": config["tokens"], "cell": cell,
                                    "training": {k: v for k, v in training.items() if k not in ("threads", "num_workers")}},
     )
-    with atomic_path(cell_dir / "model.pt") as tmp:
-        torch.save(model.state_dict(), tmp)
+    buffer = io.BytesIO()  # torch.save names its archive after the file: keep temp names out of the bytes
+    torch.save(model.state_dict(), buffer)
+    atomic_write_bytes(cell_dir / "model.pt", buffer.getvalue())
     record = {
         "cell": {**cell, "batch_size": training["batch_size"], "lr": lr, "budget": budget},
         "params": int(model.num_params()),
