@@ -1,6 +1,7 @@
 # eqscale: does equivariance matter at scale? The whole study as one DAG.
-#   snakemake --cores all                               the default study (config.yaml)
+#   snakemake --cores all                                 the default study (config.yaml)
 #   snakemake --cores all --configfile presets/tiny.yaml  a few minutes, what the tests run
+#   snakemake --profile profiles/slurm --configfile presets/paper.yaml   the paper's scale
 import os
 
 from snakemake.utils import min_version
@@ -15,12 +16,18 @@ if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
-
 include: "workflow/rules/common.smk"
+include: "workflow/rules/grid.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/analysis.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
     input:
-        raw_shards(),
+        "results/report.md",
+        rules.plot.output,
     default_target: True
