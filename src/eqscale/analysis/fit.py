@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from eqscale.analysis.optim import batched_lbfgs, single_threaded_blas
+
 HUBER_DELTA = 1e-3  # on natural-log residuals, as in the Chinchilla replications
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
@@ -188,9 +190,10 @@ def _minimize(law: Law, theta0: np.ndarray, logx: np.ndarray, logy: np.ndarray,
     # optimise in centred inputs: log A and p are then nearly uncorrelated (log x is ~10-30 far from 0
     # otherwise), which cuts L-BFGS-B's iterations several-fold
     centre = np.median(logx, axis=1)
-    res = minimize(huber_objective, _shift_theta(law, theta0, centre, -1.0),
-                   args=(law, logx - centre[:, None], logy, delta), jac=True, method="L-BFGS-B",
-                   bounds=_bounds(law), options={"maxiter": 500, "maxfun": 2000, "ftol": 1e-11, "gtol": 1e-9})
+    with single_threaded_blas():  # scipy's L-BFGS-B calls BLAS on tiny vectors; threads only slow it down
+        res = minimize(huber_objective, _shift_theta(law, theta0, centre, -1.0),
+                       args=(law, logx - centre[:, None], logy, delta), jac=True, method="L-BFGS-B",
+                       bounds=_bounds(law), options={"maxiter": 500, "maxfun": 2000, "ftol": 1e-11, "gtol": 1e-9})
     return _shift_theta(law, res.x, centre, 1.0), float(res.fun)
 
 
@@ -378,8 +381,6 @@ def _batched_minimize(law: Law, prepared: Sequence[tuple[np.ndarray, np.ndarray]
 
     Returns thetas (S*D, p) and objective values (inf where not finite).
     """
-    from eqscale.analysis.optim import batched_lbfgs
-
     k, n_max, n_data = len(law.inputs), max(ly.size for _, ly in prepared), len(prepared)
     logx_b = np.zeros((n_data, k, n_max))
     logy_b = np.zeros((n_data, n_max))
