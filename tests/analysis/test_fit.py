@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from eqscale.analysis import fit as F
+from eqscale.analysis import powerlaw as P
 from eqscale.analysis.synthetic import DEFAULT_TRUTH, synthetic_frontier_summary, synthetic_summary
 
 RESAMPLES = 150
@@ -29,7 +30,7 @@ def test_law_params_roundtrip_and_value():
     assert np.allclose(tuple(F.JOINT.params(theta)), tuple(params))
     n, s = np.array([1e4, 1e5]), np.array([100.0, 1000.0])
     assert np.allclose(F.JOINT(params, n, s), 1e-3 + 2.0 * n ** -0.3 + 0.6 * s ** -0.45)
-    pure = F.FrontierParams(E=0.0, A=3.0, gamma=0.2)
+    pure = P.FrontierParams(E=0.0, A=3.0, gamma=0.2)
     assert F.FRONTIER_POWER.param_names == ("A", "gamma")
     assert np.allclose(F.FRONTIER_POWER.params(F.FRONTIER_POWER.theta(pure)), pure)
 
@@ -43,14 +44,14 @@ def test_huber_gradient_matches_finite_differences(law):
     theta = rng.normal(0, 0.5, size=law.n_params)
     for t in range(len(law.inputs)):
         theta[int(law.floor) + 2 * t + 1] = 0.4
-    value, grad = F.huber_objective(theta, law, logx, logy, delta=0.05)
+    value, grad = P.huber_objective(theta, law, logx, logy, delta=0.05)
     eps = 1e-6
-    numeric = np.array([(F.huber_objective(theta + eps * e, law, logx, logy, 0.05)[0]
-                         - F.huber_objective(theta - eps * e, law, logx, logy, 0.05)[0]) / (2 * eps)
+    numeric = np.array([(P.huber_objective(theta + eps * e, law, logx, logy, 0.05)[0]
+                         - P.huber_objective(theta - eps * e, law, logx, logy, 0.05)[0]) / (2 * eps)
                         for e in np.eye(law.n_params)])
     assert np.allclose(grad, numeric, rtol=1e-5, atol=1e-6)
     # the batched objective is the same function
-    bv, bg = F.batched_huber_objective(theta[None], law, logx[None], logy[None], np.ones((1, 30)), delta=0.05)
+    bv, bg = P.batched_huber_objective(theta[None], law, logx[None], logy[None], np.ones((1, 30)), delta=0.05)
     assert np.isclose(bv[0], value) and np.allclose(bg[0], grad)
 
 
@@ -58,12 +59,12 @@ def test_batched_refit_reaches_scipy_optimum():
     cells = F.scaling_cells(synthetic_summary(rng_seed=1), "transformer")
     n, s, loss = (cells[c].to_numpy(float) for c in ("params", "steps", "test_mse"))
     point = F.fit_law(F.JOINT, [n, s], loss)
-    sets = F.resample_index_sets(loss.size, n_resamples=12, seed=4)
-    thetas = F.refit_batch(F.JOINT, [([n[i], s[i]], loss[i]) for i in sets], point.theta[None])
+    sets = P.resample_index_sets(loss.size, n_resamples=12, seed=4)
+    thetas = P.refit_batch(F.JOINT, [([n[i], s[i]], loss[i]) for i in sets], point.theta[None])
     for idx, theta in zip(sets, thetas, strict=True):
         logx, logy = np.log(np.vstack([n[idx], s[idx]])), np.log(loss[idx])
-        _, scipy_value = F._minimize(F.JOINT, point.theta, logx, logy, F.HUBER_DELTA)
-        batched_value = F.huber_objective(theta, F.JOINT, logx, logy)[0]
+        _, scipy_value = P._minimize(F.JOINT, point.theta, logx, logy, P.HUBER_DELTA)
+        batched_value = P.huber_objective(theta, F.JOINT, logx, logy)[0]
         assert batched_value <= scipy_value + 1e-6 * max(1.0, scipy_value)
 
 
@@ -95,7 +96,7 @@ def test_joint_fit_separates_the_two_arms_allocation():
 
 @pytest.mark.parametrize("rng_seed", [0, 1, 2])
 def test_frontier_fit_recovers_gamma_within_interval(rng_seed):
-    truth = F.FrontierParams(E=2e-3, A=40.0, gamma=0.25)
+    truth = P.FrontierParams(E=2e-3, A=40.0, gamma=0.25)
     res = F.fit_frontier(synthetic_frontier_summary(law=truth, rng_seed=rng_seed), n_resamples=RESAMPLES,
                          seed=rng_seed)
     assert res.primary == "saturating"
@@ -178,7 +179,7 @@ def test_bootstrap_is_deterministic_and_counts_failures():
     assert np.array_equal(a.samples, b.samples) and a.n_failed == b.n_failed
     assert 0 < a.n_failed < 200 and a.samples.shape[0] == 200 - a.n_failed
     strata = np.array([0, 0, 1, 1, 1])
-    for idx in F.resample_index_sets(5, n_resamples=20, seed=1, strata=strata):
+    for idx in P.resample_index_sets(5, n_resamples=20, seed=1, strata=strata):
         assert np.isin(idx[:2], [0, 1]).all() and np.isin(idx[2:], [2, 3, 4]).all()
 
 
@@ -272,7 +273,7 @@ def test_fit_all_output_is_strict_json_with_documented_shape(study_fits):
     front = study_fits["frontier"]["arms"]["gatr"]
     assert set(front["variants"]) == {"saturating", "power_law"}
     curve = front["variants"][front["primary"]]["curve"]
-    assert len(curve["x"]) == len(curve["value"]) == len(curve["lo"]) == len(curve["hi"]) == F.CURVE_POINTS
+    assert len(curve["x"]) == len(curve["value"]) == len(curve["lo"]) == len(curve["hi"]) == P.CURVE_POINTS
     comp = study_fits["frontier"]["comparisons"]["transformer/gatr"]
     assert len(comp["at_budget"]) == 5 and comp["gamma_difference"]["lo"] is not None
     de = study_fits["data_efficiency"]["comparisons"]["transformer/gatr"]

@@ -52,7 +52,8 @@ def collect_cell(cell_dir: str | Path) -> dict[str, Any]:
     """One summary row from a cell directory's run.json and eval.json."""
     cell_dir = Path(cell_dir)
     run_path, eval_path = cell_dir / "run.json", cell_dir / "eval.json"
-    run = _read_json(run_path, f"the cell at {cell_dir} was not trained to the end (eqscale train --cell-dir {cell_dir})")
+    run = _read_json(run_path, f"the cell at {cell_dir} was not trained to the end "
+                               f"(eqscale train --cell-dir {cell_dir})")
     _require(run, RUN_KEYS, run_path)
     cell = run["cell"]
     if not isinstance(cell, dict):

@@ -10,6 +10,7 @@ without data says so instead of failing.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import textwrap
 import zlib
@@ -47,12 +48,15 @@ def arm_style(arm: str) -> tuple[str, str, str]:
     return extra[zlib.crc32(arm.encode()) % len(extra)], "v", arm
 
 
-def _fmt(est: Mapping[str, Any] | None, digits: int = 2) -> str:
+def _fmt(est: Mapping[str, Any] | None, boot: Mapping[str, Any] | None = None, digits: int = 2) -> str:
+    """'value [lo, hi]', flagged when fewer than half of the bootstrap resamples could be refitted."""
     if not est or est.get("value") is None:
         return "n/a"
     text = f"{est['value']:.{digits}f}"
     if est.get("lo") is not None and est.get("hi") is not None:
         text += f" [{est['lo']:.{digits}f}, {est['hi']:.{digits}f}]"
+    if boot and boot.get("resamples") and boot["ok"] < 0.5 * boot["resamples"]:
+        text += f" (from {boot['ok'] / boot['resamples']:.0%} of resamples)"
     return text
 
 
@@ -62,6 +66,25 @@ def no_data(ax: plt.Axes, reason: str) -> None:
             fontsize=9, color="0.3")
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def log_axes(ax: plt.Axes) -> None:
+    """Log-scale both axes with readable ticks: 1-2-5 marks when an axis spans few decades, minor labels off."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        decades = math.log10(hi / lo) if lo > 0 and hi > lo else 0.0
+        subs = (1.0,) if decades > 3 else (1.0, 2.0, 5.0) if decades > 1 else (1.0, 2.0, 3.0, 5.0)
+        axis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
+        plain = 1e-3 <= lo and hi <= 1e5  # losses, sizes of a few thousand: plain numbers read better
+        axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}") if plain
+                                 else ticker.LogFormatterSciNotation(labelOnlyBase=False))
+        axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _legend(ax: plt.Axes, **kwargs: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
 
 
 def _band(ax: plt.Axes, curve: Mapping[str, Any], colour: str, label: str | None, linestyle: str = "-") -> None:
@@ -119,17 +142,17 @@ def plot_loss_vs_compute(summary: pd.DataFrame, frontier: Mapping[str, Any]) -> 
                    zorder=3)
         variant = res["variants"][res["primary"]]
         gamma = variant["params"]["gamma"]
-        _band(ax, variant["curve"], colour, f"{label}: $\\gamma$ = {_fmt(gamma)} ({variant['formula']})")
+        gamma_text = _fmt(gamma, variant["bootstrap"])
+        _band(ax, variant["curve"], colour, f"{label}: $\\gamma$ = {gamma_text} ({variant['formula']})")
         drawn = True
     if not drawn:
         no_data(ax, "no evaluated cells with positive loss and FLOPs")
         return fig
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    log_axes(ax)
     ax.set_xlabel(COMPUTE_LABEL)
     ax.set_ylabel(LOSS_LABEL)
     ax.set_title("Test loss vs compute (large markers: frontier; band: bootstrap interval)", fontsize=10)
-    ax.legend(fontsize=7.5, loc="upper right")
+    _legend(ax, fontsize=7.5, loc="upper right")
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -151,7 +174,8 @@ def plot_isoflop(summary: pd.DataFrame, isoflop: Mapping[str, Any]) -> Figure:
     for ax, arm in zip(axes[0], arms, strict=False):
         rows = _scaling_rows(summary, arm).dropna(subset=["budget"])
         res = isoflop.get("arms", {}).get(arm, {})
-        per_budget = {round(float(b["budget"]), 6): b for b in res.get("budgets", [])} if res.get("status") == "ok" else {}
+        fitted_budgets = res.get("budgets", []) if res.get("status") == "ok" else []
+        per_budget = {round(float(b["budget"]), 6): b for b in fitted_budgets}
         for b, group in rows.groupby("budget"):
             colour = colour_of[float(b)]
             ax.scatter(group["params"], group["test_mse"], color=colour, s=20, label=f"{b:.1e} FLOPs")
@@ -169,14 +193,14 @@ def plot_isoflop(summary: pd.DataFrame, isoflop: Mapping[str, Any]) -> Figure:
                     ax.errorbar([n_opt["value"]], [fitted["loss_opt"]], xerr=err, color=colour, marker="*",
                                 ms=11, mec="k", mew=0.5, capsize=2)
         colour, _, label = arm_style(arm)
-        note = f"a = {_fmt(res['exponents']['a'])}" if res.get("status") == "ok" else res.get("reason", "")
+        ok = res.get("status") == "ok"
+        note = f"a = {_fmt(res['exponents']['a'], res['bootstrap'])}" if ok else res.get("reason", "")
         ax.set_title(textwrap.shorten(f"{label}: IsoFLOP curves", 60) + "\n" + textwrap.fill(note, 60),
                      fontsize=9, color=colour)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        log_axes(ax)
         ax.set_xlabel("parameters N")
         ax.set_ylabel(LOSS_LABEL)
-        ax.legend(fontsize=7, title="budget (stars: minima)", title_fontsize=7)
+        _legend(ax, fontsize=7, title="budget (stars: minima)", title_fontsize=7)
         ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -191,8 +215,9 @@ def plot_optimal_allocation(joint: Mapping[str, Any], isoflop: Mapping[str, Any]
         jres = joint.get("arms", {}).get(arm, {})
         if jres.get("status") == "ok":
             ex = jres["exponents"]
-            _band(ax_n, jres["curves"]["N_opt"], colour, f"{label} joint law: a = {_fmt(ex['a'])}")
-            _band(ax_s, jres["curves"]["S_opt"], colour, f"{label} joint law: b = {_fmt(ex['b'])}")
+            boot = jres["fit"]["bootstrap"]
+            _band(ax_n, jres["curves"]["N_opt"], colour, f"{label} joint law: a = {_fmt(ex['a'], boot)}")
+            _band(ax_s, jres["curves"]["S_opt"], colour, f"{label} joint law: b = {_fmt(ex['b'], boot)}")
             drawn = True
         ires = isoflop.get("arms", {}).get(arm, {})
         if ires.get("status") == "ok":
@@ -206,9 +231,10 @@ def plot_optimal_allocation(joint: Mapping[str, Any], isoflop: Mapping[str, Any]
                 ax.errorbar(c, v, yerr=err, color=colour, marker=marker, ls="none", mec="k", mew=0.5, capsize=2,
                             label=f"{label} IsoFLOP minima")
             ex = ires["exponents"]
-            _band(ax_n, ires["curves"]["N_opt"], colour, f"{label} IsoFLOP fit: a = {_fmt(ex['a'])}", "--")
-            _band(ax_s, ires["curves"]["S_opt"], colour, f"{label} IsoFLOP: b = 1 - a = {_fmt(ex['b_implied'])}",
-                  "--")
+            boot = ires["bootstrap"]
+            _band(ax_n, ires["curves"]["N_opt"], colour, f"{label} IsoFLOP fit: a = {_fmt(ex['a'], boot)}", "--")
+            _band(ax_s, ires["curves"]["S_opt"], colour,
+                  f"{label} IsoFLOP: b = 1 - a = {_fmt(ex['b_implied'], boot)}", "--")
             drawn = True
     if not drawn:
         for ax in (ax_n, ax_s):
@@ -216,12 +242,11 @@ def plot_optimal_allocation(joint: Mapping[str, Any], isoflop: Mapping[str, Any]
         return fig
     for ax, ylabel, title in ((ax_n, "compute-optimal parameters N*", "N*(C) ~ C^a"),
                               (ax_s, "compute-optimal training steps S*", "S*(C) ~ C^b")):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        log_axes(ax)
         ax.set_xlabel(COMPUTE_LABEL)
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7)
+        _legend(ax, fontsize=7)
         ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -245,21 +270,17 @@ def plot_data_efficiency(data: Mapping[str, Any]) -> Figure:
                    lw=0.5, zorder=3)
         fit = res["fit"]
         _band(ax, fit["curve"], colour, f"{label} (size {res['size']}, {res['steps']} steps): "
-                                        f"$\\delta$ = {_fmt(fit['params']['delta'])}")
+                                        f"$\\delta$ = {_fmt(fit['params']['delta'], fit['bootstrap'])}")
         drawn = True
     if not drawn:
         no_data(ax, "; ".join(reasons) or "no data-efficiency cells")
         return fig
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    # training-set sizes often span about one decade: label 1-2-5 ticks in plain numbers
-    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    log_axes(ax)
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))  # trajectories: plain counts
     ax.set_xlabel(x_name)
     ax.set_ylabel(LOSS_LABEL)
     ax.set_title("Data efficiency at fixed compute", fontsize=10)
-    ax.legend(fontsize=7.5)
+    _legend(ax, fontsize=7.5)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -303,15 +324,14 @@ def plot_training_curves(summary: pd.DataFrame, runs_dir: Path | None) -> Figure
     if not seen:
         no_data(ax, f"no metrics.csv found for the {len(summary)} cells of the summary")
         return fig
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    log_axes(ax)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("train loss (MSE) [m$^2$]")
     title = "Training curves of every cell"
     if missing:
         title += f" ({missing} without metrics.csv)"
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     return fig

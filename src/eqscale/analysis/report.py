@@ -49,13 +49,17 @@ def fmt_number(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def fmt_estimate(est: Mapping[str, Any] | None) -> str:
-    """'value [lo, hi]' (or 'value (no interval)')."""
+def fmt_estimate(est: Mapping[str, Any] | None, boot: Mapping[str, Any] | None = None) -> str:
+    """'value [lo, hi]' (or 'value (no interval)'), flagged when few bootstrap resamples could be refitted."""
     if not est or est.get("value") is None:
         return "n/a"
     if est.get("lo") is None or est.get("hi") is None:
         return f"{fmt_number(est['value'])} (no interval)"
-    return f"{fmt_number(est['value'])} [{fmt_number(est['lo'])}, {fmt_number(est['hi'])}]"
+    text = f"{fmt_number(est['value'])} [{fmt_number(est['lo'])}, {fmt_number(est['hi'])}]"
+    frac = _ok_fraction(boot)
+    if frac is not None and frac < MIN_OK_FRACTION:
+        text += f" (interval from {frac:.0%} of resamples)"
+    return text
 
 
 def _ok_fraction(boot: Mapping[str, Any] | None) -> float | None:
@@ -133,7 +137,7 @@ def finding_1(data: Mapping[str, Any]) -> tuple[list[list[str]], str]:
             fit = res["fit"]
             note = f"; {fit['note']}" if fit.get("note") else ""
             rows.append([f"{arm}: data exponent delta ({fit['formula']}, size {res['size']}, {res['steps']} steps)",
-                         "-", fmt_estimate(fit["params"]["delta"]) + note, "(context)"])
+                         "-", fmt_estimate(fit["params"]["delta"], fit["bootstrap"]) + note, "(context)"])
         else:
             rows.append([f"{arm}: data-efficiency fit", "-", _skip_reason(res, "fit"), "inconclusive (no fit)"])
     parts: list[str] = []
@@ -217,7 +221,8 @@ def finding_2(frontier: Mapping[str, Any]) -> tuple[list[list[str]], str]:
                 parts.append(v)
             else:
                 v = "(context)"
-            rows.append([quantity, "power law" if primary else "-", fmt_estimate(variant["params"]["gamma"]), v])
+            gamma = fmt_estimate(variant["params"]["gamma"], variant["bootstrap"])
+            rows.append([quantity, "power law" if primary else "-", gamma, v])
     comp = frontier.get("comparisons", {}).get("transformer/gatr")
     if comp and comp.get("status") == "ok" and comp.get("at_budget"):
         boots = [frontier["arms"][a]["variants"][frontier["arms"][a]["primary"]]["bootstrap"]
@@ -261,7 +266,8 @@ def finding_3(joint: Mapping[str, Any], isoflop: Mapping[str, Any]) -> tuple[lis
             p = fit["params"]
             rows.append([f"{arm}: a in N* ~ C^a, joint law (alpha = {fmt_estimate(p['alpha'])}, "
                          f"beta = {fmt_estimate(p['beta'])}; {fit['n_points']} cells, R^2 (log) = "
-                         f"{fmt_number(fit['r2_log'])})", paper, fmt_estimate(jres["exponents"]["a"]), v])
+                         f"{fmt_number(fit['r2_log'])})", paper,
+                         fmt_estimate(jres["exponents"]["a"], fit["bootstrap"]), v])
             parts.append(v)
         else:
             rows.append([f"{arm}: a, joint law", paper, _skip_reason(jres, "joint fit"), "inconclusive (no fit)"])
@@ -269,7 +275,7 @@ def finding_3(joint: Mapping[str, Any], isoflop: Mapping[str, Any]) -> tuple[lis
         if ires and ires.get("status") == "ok":
             v = judge(ires["exponents"]["a"], 0.5, ires["bootstrap"])
             rows.append([f"{arm}: a, IsoFLOP minima ({ires['n_points']} budgets; cross-check)", paper,
-                         fmt_estimate(ires["exponents"]["a"]), v])
+                         fmt_estimate(ires["exponents"]["a"], ires["bootstrap"]), v])
             if not (jres and jres.get("status") == "ok"):
                 parts.append(v)
         else:

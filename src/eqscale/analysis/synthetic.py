@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from eqscale.analysis.fit import FRONTIER, JOINT, FrontierParams, JointParams
+from eqscale.analysis.powerlaw import FRONTIER, JOINT, FrontierParams, JointParams
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,8 @@ def _row(arm: str, params: float, steps: int, k: float, budget: float, fraction:
                         f"aug~{int(augment)}/seed~{seed}")}
 
 
-def synthetic_summary(*, truth: Mapping[str, ArmTruth] | None = None, scaling_arms: Sequence[str] = ("gatr", "transformer"),
+def synthetic_summary(*, truth: Mapping[str, ArmTruth] | None = None,
+                      scaling_arms: Sequence[str] = ("gatr", "transformer"),
                       budgets: Sequence[float] = DEFAULT_BUDGETS, sizes: Sequence[float] = DEFAULT_SIZES,
                       seeds: Sequence[int] = (0,), noise: float = 0.03, min_steps: int = 20,
                       data_arms: Sequence[str] = ("transformer", "transformer+aug", "gatr"),
