@@ -312,8 +312,8 @@ def _study_lines(summary: pd.DataFrame) -> list[str]:
         lines.append(f"- Total training wall time: {hours:.3g} h")
     if "budget" in summary:
         budgets = sorted(pd.to_numeric(summary["budget"], errors="coerce").dropna().unique())
-        lines.append("- Budgets: " + (", ".join(f"{fmt_number(b)}" for b in budgets) or "none recorded")
-                     + " FLOPs")
+        lines.append("- Budgets: " + (", ".join(fmt_number(b) for b in budgets) + " FLOPs" if budgets
+                                      else "none recorded"))
     if "device" in summary and n:
         lines.append("- Devices: " + ", ".join(sorted(summary["device"].astype(str).unique())))
     if "test_mse" in summary:
