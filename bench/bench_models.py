@@ -4,7 +4,8 @@
 
 Workload: a padded batch of `batch` scenes x `tokens` face tokens (4 objects per scene), fp32,
 one optimizer-free training step (forward, MSE, backward); median over `repeats` runs after a
-warm-up. Configs (mv, s, blocks) from DESIGN.md, 8 heads, multi-query attention.
+warm-up, the implementations timed round-robin so that they share the machine's load (the
+header prints the load average: on a shared machine absolute numbers drift, ratios less). Configs (mv, s, blocks) from DESIGN.md, 8 heads, multi-query attention.
 
 - ours: `eqscale.models.gatr.GATr`, the whole task network (face embedding, blocks alternating
   object-local and global masked attention, rigid fit).
@@ -53,16 +54,18 @@ def synthetic_batch(batch: int, tokens: int, objects: int = 4, seed: int = 0) ->
     }
 
 
-def median_seconds(step, repeats: int, warmup: int = 2) -> float:
-    """Median wall time of step() over `repeats` runs after `warmup` runs."""
-    for _ in range(warmup):
-        step()
-    times = []
+def interleaved_medians(steps: dict[str, object], repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median wall time (s) of each step(), timed round-robin so all see the same machine load."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def ours_step(mv: int, s: int, blocks: int, batch: dict[str, torch.Tensor]):
@@ -158,8 +161,9 @@ def main() -> None:
             "reference + mask": reference_step(mv, s, blocks, args.batch, args.tokens, masked=True),
             "ezgatr": ezgatr_step(mv, blocks, args.batch, args.tokens),
         }
-        for name, step in runs.items():
-            cells[name] = None if step is None else 1e6 * median_seconds(step, args.repeats) / n_tokens
+        medians = interleaved_medians({k: v for k, v in runs.items() if v is not None}, args.repeats)
+        for name in runs:
+            cells[name] = 1e6 * medians[name] / n_tokens if name in medians else None
         fmt = {k: "not installed" if v is None else f"{v:.0f}" for k, v in cells.items()}
         ratio = "-" if cells["reference"] is None else f"{cells['ours'] / cells['reference']:.2f}"
         print(f"| ({mv}, {s}, {blocks}) | {fmt['ours']} | {fmt['reference']} | {fmt['reference + mask']} | "

@@ -1,8 +1,10 @@
 """Simulation: determinism across processes, regenerable trajectories, physical sanity, bad shards."""
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 
 import h5py
 import numpy as np
@@ -39,6 +41,12 @@ def test_shard_layout(raw_shards, test_config):
     assert traj["quaternions"].shape == (t, k, 4)
     assert set(traj["materials"]) <= {"metal", "rubber"}
     assert all(0.7 <= s <= 1.4 for s in traj["scales"])
+
+
+def test_simulating_leaves_the_temp_dir_setting_as_it_was(raw_shards):
+    # the shard's scratch dir is gone; later code and subprocesses must not be pointed at it
+    assert os.path.isdir(tempfile.gettempdir())
+    assert ".simulate-" not in os.environ.get("TMPDIR", "")
 
 
 def test_same_seed_gives_bit_identical_shard_across_processes(asset_dir, tmp_path):

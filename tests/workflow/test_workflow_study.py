@@ -1,6 +1,6 @@
 """The whole tiny study from nothing, then code- and config-aware reruns asserted with dry runs.
 
-The workflow's files (Snakefile, workflow/, src/, presets) are copied into a scratch directory and
+The workflow's files (Snakefile, workflow/, src/, presets, envs) are copied into a scratch directory and
 run from there, so the rerun tests can edit "source files" without touching the checkout; the
 jobs themselves run the installed eqscale package.
 """
@@ -27,7 +27,7 @@ def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     copy = root / "repo"
     copy.mkdir()
-    for name in ("Snakefile", "config.yaml", "workflow", "src", "presets"):
+    for name in ("Snakefile", "config.yaml", "workflow", "src", "presets", "envs"):
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, copy / name)
     work = root / "work"

@@ -9,9 +9,9 @@ except GridError as err:
     raise WorkflowError(str(err)) from None
 CELL_BY_DIR = {c.dir: c for c in CELLS}
 
-CELL_PATTERN = (
-    "results/runs/{model}/size~{size}/steps~{steps}/data~{data}/aug~{aug}/seed~{seed}"
-)
+# a cell's path below results/runs, results/logs/<rule> and results/benchmarks/<rule>
+CELL_SUBPATH = "{model}/size~{size}/steps~{steps}/data~{data}/aug~{aug}/seed~{seed}"
+CELL_PATTERN = f"results/runs/{CELL_SUBPATH}"
 CELL_CONSTRAINTS = dict(model="gatr|transformer", size=r"[A-Za-z0-9_.-]+", steps=r"\d+",
                         data=r"[0-9.e-]+", aug="[01]", seed=r"\d+")
 

@@ -6,9 +6,9 @@ rule train:
         tokens="results/tokens/stats.json",
         code=model_code,
     output:
-        run=CELL_PATTERN + "/run.json",
-        model=CELL_PATTERN + "/model.pt",
-        metrics=CELL_PATTERN + "/metrics.csv",
+        run=f"{CELL_PATTERN}/run.json",
+        model=f"{CELL_PATTERN}/model.pt",
+        metrics=f"{CELL_PATTERN}/metrics.csv",
     wildcard_constraints:
         **CELL_CONSTRAINTS,
     params:
@@ -19,9 +19,9 @@ rule train:
         cell=lambda w: CELL_PATTERN.format(**w),
         budget=lambda w: cell_of(w).budget or 0,
     log:
-        "results/logs/train/" + CELL_PATTERN.removeprefix("results/runs/") + ".log",
+        f"results/logs/train/{CELL_SUBPATH}.log",
     benchmark:
-        "results/benchmarks/train/" + CELL_PATTERN.removeprefix("results/runs/") + ".tsv"
+        f"results/benchmarks/train/{CELL_SUBPATH}.tsv"
     threads: config["training"]["threads"]
     resources:
         gpu=1,
@@ -36,12 +36,12 @@ rule train:
 
 rule evaluate:
     input:
-        run=CELL_PATTERN + "/run.json",
-        model=CELL_PATTERN + "/model.pt",
+        run=f"{CELL_PATTERN}/run.json",
+        model=f"{CELL_PATTERN}/model.pt",
         tokens="results/tokens/stats.json",
         code=lambda w: src("training/evaluate.py", "symmetry.py"),
     output:
-        CELL_PATTERN + "/eval.json",
+        f"{CELL_PATTERN}/eval.json",
     wildcard_constraints:
         **CELL_CONSTRAINTS,
     params:
@@ -49,9 +49,9 @@ rule evaluate:
                                   "training": {"threads": config["training"]["threads"]}}, sort_keys=True),
         cell=lambda w: CELL_PATTERN.format(**w),
     log:
-        "results/logs/evaluate/" + CELL_PATTERN.removeprefix("results/runs/") + ".log",
+        f"results/logs/evaluate/{CELL_SUBPATH}.log",
     benchmark:
-        "results/benchmarks/evaluate/" + CELL_PATTERN.removeprefix("results/runs/") + ".tsv"
+        f"results/benchmarks/evaluate/{CELL_SUBPATH}.tsv"
     threads: config["training"]["threads"]
     resources:
         mem_mb=4000,

@@ -251,6 +251,7 @@ def simulate_shard(config: dict, asset_dir: str | Path, shard: int, out_path: st
     out_path.parent.mkdir(parents=True, exist_ok=True)
     # per-job scratch (Kubric and PyBullet write temp files; concurrent jobs must not share them)
     with tempfile.TemporaryDirectory(prefix=f".simulate-{shard:04d}-", dir=out_path.parent) as scratch:
+        saved_env, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
         os.environ["TMPDIR"] = scratch
         tempfile.tempdir = scratch
         simulator = ShardSimulator(config, asset_dir, scratch)
@@ -281,7 +282,12 @@ def simulate_shard(config: dict, asset_dir: str | Path, shard: int, out_path: st
                     fh.attrs["complete"] = True
         finally:
             simulator.close()
-            tempfile.tempdir = None
+            # restore, so callers (and their subprocesses) do not inherit a deleted scratch dir
+            tempfile.tempdir = saved_tempdir
+            if saved_env is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved_env
     return out_path
 
 
