@@ -56,6 +56,16 @@ def test_tiny_study_runs_whole_dag(study):
 
 
 @pytest.mark.slow
+def test_snakemake_report_bundles_the_figures(study):
+    copy, work = study
+    snakemake(work, "--report", "report.html", snakefile=copy / "Snakefile")
+    html = (work / "report.html").read_text(errors="replace")
+    assert len(html) > 10_000
+    for figure in ("loss_vs_compute", "isoflop", "data_efficiency"):
+        assert f"{figure}.png" in html
+
+
+@pytest.mark.slow
 def test_both_models_beat_constant_velocity_after_a_few_hundred_steps(study):
     _, work = study
     import json

@@ -23,7 +23,7 @@ rule collect:
 rule fit:
     input:
         summary="results/summary.csv",
-        code=src("analysis/fit.py", "analysis/fit_cli.py"),
+        code=src("analysis/fit.py", "analysis/fit_cli.py", "analysis/powerlaw.py", "analysis/optim.py"),
     output:
         frontier="results/fits/frontier.json",
         joint="results/fits/joint.json",
@@ -32,15 +32,17 @@ rule fit:
     params:
         bootstrap=config["analysis"]["bootstrap"],
         seed=config["analysis"]["seed"],
+        confidence=config["analysis"]["confidence"],
     log:
         "results/logs/fit.log",
     benchmark:
         "results/benchmarks/fit.tsv"
+    threads: 2
     conda:
         "../../envs/eqscale.yaml"
     shell:
         "eqscale fit --summary {input.summary} --out-dir results/fits --bootstrap {params.bootstrap} "
-        "--seed {params.seed} > {log} 2>&1"
+        "--seed {params.seed} --confidence {params.confidence} --jobs {threads} > {log} 2>&1"
 
 
 FIGURES = ["loss_vs_compute", "isoflop", "optimal_allocation", "data_efficiency", "training_curves"]
