@@ -37,6 +37,35 @@ def test_invalid_config_fails_before_any_job(tmp_path, bad, key):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("bad, message", [
+    ("grid:\n  scaling_budgets: [1.0e+6]\n", "grid cell gatr/size~xxs at budget 1e+06"),
+    ("grid:\n  scaling:\n    gatr: {sizes: [huge]}\n", "grid cell gatr/size~huge"),
+    ("grid:\n  scaling:\n    mlp: {sizes: [s]}\n", "grid.scaling.mlp"),
+    ("grid:\n  data_efficiency:\n    fractions: [1.5]\n", "grid cell transformer/size~xs/data~1.5"),
+])
+def test_invalid_grid_fails_before_any_job_naming_the_cell(tmp_path, bad, message):
+    config = tmp_path / "bad.yaml"
+    config.write_text(bad)
+    proc = snakemake(tmp_path, "--cores", "1", configfile=config, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_paper_preset_builds_its_dag(tmp_path):
+    """The paper-scale study: hundreds of jobs, the same count `eqscale plan` prints."""
+    import yaml
+
+    from eqscale.config import validate_config
+    from eqscale.plan import plan
+
+    paper = REPO / "presets" / "paper.yaml"
+    jobs = planned_jobs(tmp_path, configfile=paper)
+    expected = plan(validate_config(yaml.safe_load(paper.read_text())))
+    assert sum(jobs.values()) == expected["total_jobs"] >= 300
+    assert jobs["train"] == expected["jobs"]["train"]
+
+
 def test_a_preset_replaces_config_yaml(tmp_path):
     """--configfile means exactly that file (not an overlay on config.yaml's 8 shards)."""
     assert planned_jobs(tmp_path)["simulate"] == 2
