@@ -71,6 +71,30 @@ def test_seeds_multiply_cells_and_paths_round_trip():
         parse_cell_dir("results/runs/gatr/s/2400")
 
 
-def test_nominal_faces():
-    config = validate_config({"simulation": {"min_objects": 2, "max_objects": 4}, "assets": {"max_faces": 200}})
-    assert nominal_faces_per_scene(config) == 600
+def test_nominal_faces_are_the_expected_padded_scene():
+    config = validate_config({"simulation": {"min_objects": 2, "max_objects": 4}, "assets": {"max_faces": 200},
+                              "training": {"batch_size": 2}})
+    # largest of two scenes with 2, 3 or 4 objects: E = 4 - (1/3)^2 - (2/3)^2 = 31/9
+    assert nominal_faces_per_scene(config) == round(200 * 31 / 9)
+    one = validate_config({"simulation": {"min_objects": 2, "max_objects": 4}, "assets": {"max_faces": 200},
+                           "training": {"batch_size": 1}})
+    assert nominal_faces_per_scene(one) == 600  # one scene per batch: no padding, the mean scene
+
+
+def test_expected_max_objects_matches_sampling():
+    import numpy as np
+
+    from eqscale.grid import expected_max_objects
+
+    draws = np.random.default_rng(0).integers(3, 11, size=(200_000, 8)).max(axis=1)
+    assert abs(expected_max_objects(3, 10, 8) - draws.mean()) < 0.01
+
+
+def test_plan_reads_config_yaml_of_the_working_directory(tmp_path, monkeypatch, capsys):
+    from eqscale import plan
+
+    (tmp_path / "config.yaml").write_text("simulation:\n  num_shards: 3\n")
+    monkeypatch.chdir(tmp_path)
+    assert plan.main([]) == 0
+    out = capsys.readouterr().out
+    assert "config: config.yaml" in out and "simulate 3" in out

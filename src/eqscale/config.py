@@ -161,6 +161,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def default_configfile(args: argparse.Namespace) -> None:
+    """For user-facing commands: no --configfile and no --config-json means ./config.yaml, as in Snakemake."""
+    if args.configfile is None and not getattr(args, "config_json", None) and Path("config.yaml").is_file():
+        args.configfile = Path("config.yaml")
+
+
 def config_from_args(args: argparse.Namespace) -> dict:
     """Build the validated config from --configfile and --config-json."""
     overrides = json.loads(args.config_json) if getattr(args, "config_json", None) else None
@@ -173,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(parser)
     parser.add_argument("--print", action="store_true", help="print the full config with defaults")
     args = parser.parse_args(argv)
+    default_configfile(args)
     try:
         config = config_from_args(args)
     except ConfigError as err:

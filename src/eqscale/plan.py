@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections import Counter
 
-from eqscale.config import ConfigError, add_config_arguments, config_from_args
+from eqscale.config import ConfigError, add_config_arguments, config_from_args, default_configfile
 from eqscale.grid import build_grid, nominal_faces_per_scene
 
 
@@ -47,11 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="eqscale plan", description=__doc__.splitlines()[0])
     add_config_arguments(parser)
     args = parser.parse_args(argv)
+    default_configfile(args)
     try:
         p = plan(config_from_args(args))
     except ConfigError as err:
         print(f"eqscale plan: {err}", file=sys.stderr)
         return 1
+    print(f"config: {args.configfile or 'defaults'}")
     print(f"jobs: {p['total_jobs']} in all (" + ", ".join(f"{k} {v}" for k, v in p["jobs"].items()) + ")")
     print(f"trajectories: {p['trajectories']:,}")
     for model, (lo, hi) in sorted(p["params_range"].items()):
