@@ -3,8 +3,11 @@
     .venv/bin/python bench/bench_simulate.py [--trajectories 200] [--assets DIR]
 
 The bare loop gets each scene's initial state from the shard eqscale wrote (so it skips Kubric's
-scene sampling and overlap checks) and only loads the same URDFs, steps and reads poses: the floor
-on what any PyBullet-based simulator can do for these scenes. Both run on one core.
+scene sampling and overlap checks) and only loads the same URDFs, steps and reads poses (no
+velocities, no contacts, nothing written): the floor on what any PyBullet-based simulator can do for
+these scenes. It runs twice: connecting a new PyBullet client per scene (what a plain script does,
+and what Kubric's view does), and on one client reset per scene (what `eqscale simulate` does).
+All loops run on one core.
 """
 
 from __future__ import annotations
@@ -30,13 +33,18 @@ from eqscale.physics.simulate import FLOOR_HALF_EXTENT, simulate_shard  # noqa: 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def bare_loop(trajectories: list[dict], urdfs: dict[str, str], config: dict) -> float:
+def bare_loop(trajectories: list[dict], urdfs: dict[str, str], config: dict, reuse_client: bool) -> float:
     """Seconds to re-simulate `trajectories` from their initial states with plain PyBullet calls."""
     sim = config["simulation"]
     steps_per_frame = sim["step_rate"] // sim["frame_rate"]
     start = time.perf_counter()
+    shared = pb.connect(pb.DIRECT) if reuse_client else None
     for traj in trajectories:
-        client = pb.connect(pb.DIRECT)
+        if reuse_client:
+            client = shared
+            pb.resetSimulation(physicsClientId=client)
+        else:
+            client = pb.connect(pb.DIRECT)
         # the same engine parameters Kubric's PyBullet view sets
         pb.setPhysicsEngineParameter(restitutionVelocityThreshold=0.0, warmStartingFactor=0.0, useSplitImpulse=True,
                                      contactSlop=0.0, enableConeFriction=False, deterministicOverlappingPairs=True,
@@ -68,7 +76,10 @@ def bare_loop(trajectories: list[dict], urdfs: dict[str, str], config: dict) -> 
             if frame < sim["num_frames"] - 1:
                 for _ in range(steps_per_frame):
                     pb.stepSimulation(physicsClientId=client)
-        pb.disconnect(physicsClientId=client)
+        if not reuse_client:
+            pb.disconnect(physicsClientId=client)
+    if reuse_client:
+        pb.disconnect(physicsClientId=shared)
     return time.perf_counter() - start
 
 
@@ -83,7 +94,7 @@ def main() -> None:
     if not (args.assets / "manifest.json").exists():
         a = config["assets"]
         build_asset_dir(args.assets, a["shapes"], a["max_faces"], a["vhacd_resolution"], progress=True)
-    eqscale_times, bare_times = [], []
+    eqscale_times, bare_times, reused_times = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         shard = Path(tmp) / "shard-0000.h5"
         urdf_dir = Path(tmp) / "urdf"
@@ -100,19 +111,27 @@ def main() -> None:
                 subprocess.run(["tar", "-xzf", str(args.assets / f"{asset_id}.tar.gz"), "-C",
                                 str(urdf_dir / asset_id)], check=True)
             urdfs = {a: str(urdf_dir / a / "object.urdf") for a in asset_ids}
-            bare_times.append(bare_loop(trajectories, urdfs, config))
-    eqscale_s, bare_s = min(eqscale_times), min(bare_times)
+            bare_times.append(bare_loop(trajectories, urdfs, config, reuse_client=False))
+            reused_times.append(bare_loop(trajectories, urdfs, config, reuse_client=True))
+    eqscale_s, bare_s, reused_s = min(eqscale_times), min(bare_times), min(reused_times)
     n = len(trajectories)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     objects = np.mean([t["num_objects"] for t in trajectories])
     print(f"machine: {cpu} ({os.cpu_count()} cores), python {platform.python_version()}")
     print(f"scenes: {n} trajectories, {config['simulation']['num_frames']} frames at {config['simulation']['frame_rate']} fps, "
           f"{objects:.1f} objects on average, max_faces {config['assets']['max_faces']}")
-    print(f"eqscale simulate : {n / eqscale_s:7.1f} trajectories/s/core  ({1e3 * eqscale_s / n:6.1f} ms per trajectory)")
-    print(f"bare PyBullet    : {n / bare_s:7.1f} trajectories/s/core  ({1e3 * bare_s / n:6.1f} ms per trajectory)")
-    print(f"ratio eqscale/bare: {eqscale_s / bare_s:.2f}x  (best of {args.rounds} alternating rounds; "
-          f"all rounds eqscale {', '.join(f'{1e3 * t / n:.1f}' for t in eqscale_times)} ms, "
-          f"bare {', '.join(f'{1e3 * t / n:.1f}' for t in bare_times)} ms)")
+    print(f"eqscale simulate                    : {n / eqscale_s:7.1f} trajectories/s/core  ({1e3 * eqscale_s / n:6.1f} ms per trajectory)")
+    print(f"bare PyBullet, new client per scene : {n / bare_s:7.1f} trajectories/s/core  "
+          f"({1e3 * bare_s / n:6.1f} ms per trajectory)")
+    print(f"bare PyBullet, one client, reset     : {n / reused_s:7.1f} trajectories/s/core  "
+          f"({1e3 * reused_s / n:6.1f} ms per trajectory)")
+    print(f"ratio eqscale/bare: {eqscale_s / bare_s:.2f}x (new client per scene), {eqscale_s / reused_s:.2f}x (one client)")
+
+    def ms(times: list[float]) -> str:
+        return ", ".join(f"{1e3 * t / n:.1f}" for t in times)
+
+    print(f"best of {args.rounds} alternating rounds; all rounds (ms per trajectory): eqscale {ms(eqscale_times)}; "
+          f"bare new client {ms(bare_times)}; bare one client {ms(reused_times)}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from scipy.spatial.transform import Rotation
 from eqscale.config import validate_config
 from eqscale.physics.assets import read_meshes
 from eqscale.physics.raw_format import ShardError, open_raw_shard, read_trajectory
-from eqscale.physics.simulate import ShardSimulator, simulate_shard, trajectory_seed
+from eqscale.physics.simulate import ShardSimulator, simulate_shard, simulate_trajectory, trajectory_seed
 
 GRAVITY = 10.0
 
@@ -79,6 +79,23 @@ def test_any_trajectory_regenerates_alone(raw_shards, test_config, asset_dir, tm
     assert again["seed"] == trajectory_seed(test_config["seed"], 1, 4) == stored["seed"]
     for key in ("positions", "quaternions", "velocities", "contacts"):
         np.testing.assert_array_equal(again[key], stored[key])
+
+
+def test_reused_client_matches_kubrics_own_view(raw_shards, test_config, asset_dir, tmp_path):
+    # a shard runs every scene on one PyBullet client, reset in between; the shard's last scene (run
+    # after all the others) must equal that scene on Kubric's own view with a client of its own
+    stored = _all_trajectories(raw_shards[1])[-1]
+    simulator = ShardSimulator(test_config, asset_dir, tmp_path)
+    try:
+        fresh = simulate_trajectory(simulator.source, simulator.manifest, simulator.params, stored["seed"], tmp_path)
+    finally:
+        simulator.close()
+    assert len(fresh["contacts"]) > 0
+    for key, value in fresh.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, stored[key], err_msg=key)
+        else:
+            assert value == stored[key], key
 
 
 @pytest.fixture(scope="module")

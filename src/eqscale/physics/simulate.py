@@ -11,6 +11,7 @@ Every trajectory's RandomState seed derives from (global seed, shard, index), so
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -82,19 +83,29 @@ def _kubric():
     return kb
 
 
-def simulate_trajectory(asset_source, manifest: dict, params: SceneParams, seed: int, scratch_dir: str | Path) -> dict:
-    """Simulate one MOVi-B scene; return its arrays in the raw shard layout."""
+def simulate_trajectory(asset_source, manifest: dict, params: SceneParams, seed: int, scratch_dir: str | Path,
+                        client=None) -> dict:
+    """Simulate one MOVi-B scene; return its arrays in the raw shard layout.
+
+    With `client` (a `pybullet_view.SharedClient`) the scene reuses that PyBullet client, reset;
+    without, it runs on Kubric's own view with a client of its own (the same arrays, slower).
+    """
     kb = _kubric()
     import pybullet as pb
-    from kubric.simulator import PyBullet
 
     rng = np.random.RandomState(seed)
     scene = kb.Scene(frame_start=0, frame_end=params.num_frames - 1, frame_rate=params.frame_rate,
                      step_rate=params.step_rate, gravity=(0.0, 0.0, params.gravity))
-    simulator = PyBullet(scene, scratch_dir=Path(scratch_dir))
-    client = simulator.physics_client
+    if client is None:
+        from kubric.simulator import PyBullet
+
+        simulator = PyBullet(scene, scratch_dir=Path(scratch_dir))
+        pb.setTimeStep(1.0 / params.step_rate, physicsClientId=simulator.physics_client)  # Kubric never sets it
+    else:
+        from eqscale.physics.pybullet_view import ReusedClientView
+
+        simulator = ReusedClientView(scene, client, scratch_dir, time_step=1.0 / params.step_rate)
     try:
-        pb.setTimeStep(1.0 / params.step_rate, physicsClientId=client)  # Kubric never sets it
         # a static box whose top face is the plane z = 0 stands in for KuBasic's floor dome
         scene += kb.Cube(name="floor", scale=(FLOOR_HALF_EXTENT, FLOOR_HALF_EXTENT, 1.0), position=(0, 0, -1.0),
                          static=True, friction=params.floor_friction, restitution=params.floor_restitution)
@@ -116,42 +127,40 @@ def simulate_trajectory(asset_source, manifest: dict, params: SceneParams, seed:
                                        [params.max_speed, params.max_speed, 0.0]) - [obj.position[0], obj.position[1], 0.0]
             objects.append(obj)
             materials.append(material)
-        return _run(simulator, client, objects, materials, params, seed)
+        return _run(simulator.physics_client, [obj.linked_objects[simulator] for obj in objects], objects, materials,
+                    params, seed)
     finally:
-        pb.disconnect(physicsClientId=client)
-        # PyBullet reuses client ids: stop Kubric's wrapper from disconnecting a later client on GC
-        simulator._physics_client._client = -1
+        if client is None:
+            pb.disconnect(physicsClientId=simulator.physics_client)
+            # PyBullet reuses client ids: stop Kubric's wrapper from disconnecting a later client on GC
+            simulator._physics_client._client = -1
 
 
-def _run(simulator, client: int, objects: list, materials: list[str], params: SceneParams, seed: int) -> dict:
+def _run(client: int, body_ids: list[int], objects: list, materials: list[str], params: SceneParams, seed: int) -> dict:
     import pybullet as pb
 
-    body_ids = [obj.linked_objects[simulator] for obj in objects]
-    body_to_object = {body: k for k, body in enumerate(body_ids)}
     steps_per_frame = params.step_rate // params.frame_rate
-    num_frames, k = params.num_frames, len(objects)
-    get_pose, get_velocity, step = pb.getBasePositionAndOrientation, pb.getBaseVelocity, pb.stepSimulation
-    poses, velocities = [], []  # flat tuples per (frame, object); converted to arrays once at the end
-    contacts: list[tuple[float, float, float, float]] = []
+    num_frames, k = params.num_frames, len(body_ids)
+    get_pose, get_velocity, step, get_contacts = (pb.getBasePositionAndOrientation, pb.getBaseVelocity,
+                                                   pb.stepSimulation, pb.getContactPoints)
+    # the per-frame reads are most of this loop's Python time: positional arguments, flat appends,
+    # one conversion to arrays at the end
+    poses, velocities, contacts = [], [], []
     for frame in range(num_frames):
         for body in body_ids:
-            poses.append(get_pose(body, physicsClientId=client))
-            velocities.append(get_velocity(body, physicsClientId=client))
+            poses.append(get_pose(body, client))
+            velocities.append(get_velocity(body, client))
         if frame == num_frames - 1:
             break
         for _ in range(steps_per_frame):
-            step(physicsClientId=client)
-        for point in pb.getContactPoints(physicsClientId=client):
-            if point[9] > CONTACT_FORCE_MIN:
-                a, b = body_to_object.get(point[1], -1), body_to_object.get(point[2], -1)
-                # canonical pair order: (object, -1) for the floor, (low, high) between objects
-                a, b = (max(a, b), min(a, b)) if -1 in (a, b) else (min(a, b), max(a, b))
-                contacts.append((frame + 1, a, b, point[9]))
-    positions = np.array([p for p, _ in poses]).reshape(num_frames, k, 3)
-    xyzw = np.array([q for _, q in poses]).reshape(num_frames, k, 4)
-    quaternions = xyzw[..., [3, 0, 1, 2]]
-    linear = np.array([v for v, _ in velocities]).reshape(num_frames, k, 3)
-    angular = np.array([w for _, w in velocities]).reshape(num_frames, k, 3)
+            step(client)
+        contacts.extend([(frame + 1, p[1], p[2], p[9]) for p in get_contacts(physicsClientId=client)
+                         if p[9] > CONTACT_FORCE_MIN])
+
+    def frames(pairs: list, which: int, width: int) -> np.ndarray:
+        values = itertools.chain.from_iterable(pair[which] for pair in pairs)
+        return np.fromiter(values, dtype=np.float64, count=num_frames * k * width).reshape(num_frames, k, width)
+
     masses, inertia_diag = [], []
     for body in body_ids:
         # (the local inertial orientation PyBullet reports for maximal-coordinate bodies is uninitialised
@@ -169,12 +178,28 @@ def _run(simulator, client: int, objects: list, materials: list[str], params: Sc
         "inertia_diagonal": np.array(inertia_diag).reshape(k, 3),
         "friction": np.array([float(obj.friction) for obj in objects]),
         "restitution": np.array([float(obj.restitution) for obj in objects]),
-        "positions": positions,
-        "quaternions": quaternions,
-        "velocities": linear,
-        "angular_velocities": angular,
-        "contacts": np.array(contacts, dtype=np.float64).reshape(-1, 4),
+        "positions": frames(poses, 0, 3),
+        "quaternions": frames(poses, 1, 4)[..., [3, 0, 1, 2]],  # PyBullet's xyzw -> wxyz
+        "velocities": frames(velocities, 0, 3),
+        "angular_velocities": frames(velocities, 1, 3),
+        "contacts": _contact_events(contacts, body_ids),
     }
+
+
+def _contact_events(contacts: list[tuple], body_ids: list[int]) -> np.ndarray:
+    """(frame, a, b, normal force) rows with bodies as object indices, -1 for the floor.
+
+    Pairs are canonical: (object, -1) against the floor, (low, high) between objects.
+    """
+    events = np.array(contacts, dtype=np.float64).reshape(-1, 4)
+    lookup = np.full(max(body_ids) + 1, -1.0)  # bodies that are not objects (the floor, added first) -> -1
+    lookup[body_ids] = np.arange(len(body_ids))
+    a, b = lookup[events[:, 1].astype(np.int64)], lookup[events[:, 2].astype(np.int64)]
+    floor = (a == -1) | (b == -1)
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    events[:, 1] = np.where(floor, high, low)
+    events[:, 2] = np.where(floor, low, high)
+    return events
 
 
 class ShardSimulator:
@@ -192,16 +217,20 @@ class ShardSimulator:
                               "rebuild the assets with the same config")
         self.scratch_dir = Path(scratch_dir)
         self.source = kb.AssetSource.from_manifest(self.asset_dir / "manifest.json", scratch_dir=self.scratch_dir)
+        from eqscale.physics.pybullet_view import SharedClient
+
+        self.client = SharedClient()  # one PyBullet client for the whole shard, reset per scene
 
     def trajectory(self, shard: int, index: int) -> dict:
         """Simulate trajectory `index` of `shard` (the same arrays whether run alone or in its shard)."""
         seed = trajectory_seed(self.config["seed"], shard, index)
-        data = simulate_trajectory(self.source, self.manifest, self.params, seed, self.scratch_dir)
+        data = simulate_trajectory(self.source, self.manifest, self.params, seed, self.scratch_dir, client=self.client)
         data["index"] = index
         return data
 
     def close(self) -> None:
-        """Remove the extracted assets."""
+        """Disconnect PyBullet and remove the extracted assets."""
+        self.client.close()
         self.source.close()
 
 
