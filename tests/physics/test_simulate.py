@@ -34,6 +34,7 @@ def test_shard_layout(raw_shards, test_config):
         assert fh.attrs["num_trajectories"] == test_config["simulation"]["trajectories_per_shard"]
         assert json.loads(fh.attrs["versions_json"])["pybullet"] == "3.2.7"
         assert len(fh.attrs["config_hash"]) == 16
+        assert set(fh["trajectories/000000"]) == {"objects", "states", "contacts"}
     traj = _all_trajectories(raw_shards[0])[0]
     k, t = traj["num_objects"], test_config["simulation"]["num_frames"]
     assert test_config["simulation"]["min_objects"] <= k <= test_config["simulation"]["max_objects"]
@@ -164,7 +165,7 @@ def test_incomplete_or_wrong_version_shard_is_refused(raw_shards, tmp_path):
 def test_flipped_bytes_fail_the_checksum(raw_shards, tmp_path):
     path = tmp_path / "flipped.h5"
     with h5py.File(raw_shards[0], "r") as fh:
-        start = fh["trajectories/000000/positions"].id.get_chunk_info(0).byte_offset
+        start = fh["trajectories/000000/states"].id.get_chunk_info(0).byte_offset
     data = bytearray(raw_shards[0].read_bytes())
     data[start + 10] ^= 0xFF
     path.write_bytes(bytes(data))
