@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -83,55 +85,110 @@ def bare_loop(trajectories: list[dict], urdfs: dict[str, str], config: dict, reu
     return time.perf_counter() - start
 
 
+LOOPS = ("eqscale", "bare-new-client", "bare-one-client")
+
+
+def simulated_scenes(shard: Path, assets: Path, urdf_dir: Path) -> tuple[list[dict], dict[str, str]]:
+    """The trajectories of an eqscale shard and the URDF of each asset they use (extracted to `urdf_dir`)."""
+    with open_raw_shard(shard) as fh:
+        trajectories = [read_trajectory(fh["trajectories"][n]) for n in fh["trajectories"]]
+    asset_ids = sorted({a for t in trajectories for a in t["asset_ids"]})
+    for asset_id in asset_ids:
+        (urdf_dir / asset_id).mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tar", "-xzf", str(assets / f"{asset_id}.tar.gz"), "-C", str(urdf_dir / asset_id)], check=True)
+    return trajectories, {a: str(urdf_dir / a / "object.urdf") for a in asset_ids}
+
+
+def run_loop(loop: str, config: dict, assets: Path, shard: Path, urdf_dir: Path) -> float:
+    """Seconds `loop` takes for the scenes of `config` (the bare loops replay `shard`, written by eqscale)."""
+    if loop == "eqscale":
+        start = time.perf_counter()
+        simulate_shard(config, assets, 0, shard, progress=False)
+        return time.perf_counter() - start
+    trajectories, urdfs = simulated_scenes(shard, assets, urdf_dir)
+    return bare_loop(trajectories, urdfs, config, reuse_client=loop == "bare-one-client")
+
+
+def callgrind_instructions(argv: list[str]) -> int:
+    """Instructions a command executes, counted by valgrind's callgrind (repeatable on a busy machine)."""
+    proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+                          capture_output=True, text=True, check=True)
+    match = re.search(r"Collected\s*:\s*(\d+)", proc.stderr)
+    if not match:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{proc.stderr[-2000:]}")
+    return int(match.group(1))
+
+
+def count_instructions(args: argparse.Namespace, config: dict, tmp: Path) -> None:
+    """Per-trajectory instructions of each loop: (count at N) - (count at N/3), over the 2N/3 extra scenes."""
+    small, large = max(1, args.trajectories // 3), args.trajectories
+    shard = tmp / "scenes.h5"  # the bare loops replay its first `n` scenes, the ones eqscale simulates at `n`
+    simulate_shard(config, args.assets, 0, shard, progress=False)
+    per_trajectory = {}
+    for loop in LOOPS:
+        counts = {}
+        for n in (small, large):
+            counts[n] = callgrind_instructions([sys.executable, __file__, "--only", loop, "--trajectories", str(n),
+                                                "--scenes", str(shard), "--configfile", str(args.configfile),
+                                                "--assets", str(args.assets)])
+        per_trajectory[loop] = (counts[large] - counts[small]) / (large - small)
+        print(f"{loop:16s}: {per_trajectory[loop] / 1e6:8.1f} M instructions per trajectory "
+              f"(callgrind, {small} and {large} scenes)")
+    base = per_trajectory["eqscale"]
+    print(f"ratio eqscale/bare (instructions): {base / per_trajectory['bare-new-client']:.2f}x (new client per scene), "
+          f"{base / per_trajectory['bare-one-client']:.2f}x (one client)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trajectories", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
     parser.add_argument("--configfile", type=Path, default=REPO / "config.yaml")
     parser.add_argument("--assets", type=Path, default=REPO / "bench" / "_out" / "assets")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per trajectory under valgrind instead of timing (slow: use ~30 scenes)")
+    parser.add_argument("--only", choices=LOOPS, help="run one loop once (what --instructions counts)")
+    parser.add_argument("--scenes", type=Path, help="with --only: the eqscale shard whose scenes the bare loops replay")
     args = parser.parse_args()
     config = load_config(args.configfile, {"simulation": {"num_shards": 1, "trajectories_per_shard": args.trajectories}})
     if not (args.assets / "manifest.json").exists():
         a = config["assets"]
         build_asset_dir(args.assets, a["shapes"], a["max_faces"], a["vhacd_resolution"], progress=True)
-    eqscale_times, bare_times, reused_times = [], [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        shard = Path(tmp) / "shard-0000.h5"
-        urdf_dir = Path(tmp) / "urdf"
-        # alternate the two loops and keep each one's best round: the machine's speed drifts
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if args.instructions:
+            count_instructions(args, config, tmp)
+            return
+        if args.only:
+            if args.only == "eqscale":
+                seconds = run_loop("eqscale", config, args.assets, tmp / "shard-0000.h5", tmp / "urdf")
+            else:
+                # every scene of the shard is read whatever the count, so reading cancels out of --instructions
+                trajectories, urdfs = simulated_scenes(args.scenes, args.assets, tmp / "urdf")
+                seconds = bare_loop(trajectories[: args.trajectories], urdfs, config,
+                                    reuse_client=args.only == "bare-one-client")
+            print(f"{args.only}: {1e3 * seconds / args.trajectories:.1f} ms per trajectory")
+            return
+        shard = tmp / "shard-0000.h5"
+        times: dict[str, list[float]] = {loop: [] for loop in LOOPS}
+        # alternate the loops and keep each one's best round: the machine's speed drifts
         for _ in range(args.rounds):
-            start = time.perf_counter()
-            simulate_shard(config, args.assets, 0, shard, progress=False)
-            eqscale_times.append(time.perf_counter() - start)
-            with open_raw_shard(shard) as fh:
-                trajectories = [read_trajectory(fh["trajectories"][n]) for n in fh["trajectories"]]
-            asset_ids = sorted({a for t in trajectories for a in t["asset_ids"]})
-            for asset_id in asset_ids:
-                (urdf_dir / asset_id).mkdir(parents=True, exist_ok=True)
-                subprocess.run(["tar", "-xzf", str(args.assets / f"{asset_id}.tar.gz"), "-C",
-                                str(urdf_dir / asset_id)], check=True)
-            urdfs = {a: str(urdf_dir / a / "object.urdf") for a in asset_ids}
-            bare_times.append(bare_loop(trajectories, urdfs, config, reuse_client=False))
-            reused_times.append(bare_loop(trajectories, urdfs, config, reuse_client=True))
-    eqscale_s, bare_s, reused_s = min(eqscale_times), min(bare_times), min(reused_times)
-    n = len(trajectories)
+            for loop in LOOPS:
+                times[loop].append(run_loop(loop, config, args.assets, shard, tmp / "urdf"))
+        with open_raw_shard(shard) as fh:
+            objects = np.mean([fh["trajectories"][n].attrs["num_objects"] for n in fh["trajectories"]])
+    n = args.trajectories
+    best = {loop: min(t) for loop, t in times.items()}
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    objects = np.mean([t["num_objects"] for t in trajectories])
     print(f"machine: {cpu} ({os.cpu_count()} cores), python {platform.python_version()}")
     print(f"scenes: {n} trajectories, {config['simulation']['num_frames']} frames at {config['simulation']['frame_rate']} fps, "
           f"{objects:.1f} objects on average, max_faces {config['assets']['max_faces']}")
-    print(f"eqscale simulate                    : {n / eqscale_s:7.1f} trajectories/s/core  ({1e3 * eqscale_s / n:6.1f} ms per trajectory)")
-    print(f"bare PyBullet, new client per scene : {n / bare_s:7.1f} trajectories/s/core  "
-          f"({1e3 * bare_s / n:6.1f} ms per trajectory)")
-    print(f"bare PyBullet, one client, reset     : {n / reused_s:7.1f} trajectories/s/core  "
-          f"({1e3 * reused_s / n:6.1f} ms per trajectory)")
-    print(f"ratio eqscale/bare: {eqscale_s / bare_s:.2f}x (new client per scene), {eqscale_s / reused_s:.2f}x (one client)")
-
-    def ms(times: list[float]) -> str:
-        return ", ".join(f"{1e3 * t / n:.1f}" for t in times)
-
-    print(f"best of {args.rounds} alternating rounds; all rounds (ms per trajectory): eqscale {ms(eqscale_times)}; "
-          f"bare new client {ms(bare_times)}; bare one client {ms(reused_times)}")
+    for loop, label in zip(LOOPS, ("eqscale simulate", "bare PyBullet, new client per scene", "bare PyBullet, one client, reset")):
+        print(f"{label:36s}: {n / best[loop]:7.1f} trajectories/s/core  ({1e3 * best[loop] / n:6.1f} ms per trajectory)")
+    print(f"ratio eqscale/bare: {best['eqscale'] / best['bare-new-client']:.2f}x (new client per scene), "
+          f"{best['eqscale'] / best['bare-one-client']:.2f}x (one client)")
+    rounds = "; ".join(f"{loop} " + ", ".join(f"{1e3 * t / n:.1f}" for t in times[loop]) for loop in LOOPS)
+    print(f"best of {args.rounds} alternating rounds; all rounds (ms per trajectory): {rounds}")
 
 
 if __name__ == "__main__":
