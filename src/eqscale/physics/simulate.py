@@ -3,9 +3,9 @@
 Scene construction is Kubric's (AssetSource, samplers, `move_until_no_overlap`, its PyBullet view
 and trait observers) with MOVi-B's parameters. Two things are ours: a shard's scenes share one
 PyBullet client, reset per scene (`pybullet_view`; connecting anew costs 4-13 ms here, against
-~26 ms of stepping per default trajectory), and the stepping loop: Kubric's `run()` polls every contact point at every physics step
-and keyframes every trait through traitlets, which doubles the cost per trajectory; we read poses,
-velocities and contacts once per frame.
+~26 ms of stepping per default trajectory), and the stepping loop: Kubric's `run()` polls every
+contact point at every physics step and keyframes every trait through traitlets, which doubles
+the cost per trajectory; we read poses, velocities and contacts once per frame.
 Every trajectory's RandomState seed derives from (global seed, shard, index), so
 `simulate_trajectory` regenerates any one of them alone.
 """
