@@ -99,13 +99,13 @@ def simulated_scenes(shard: Path, assets: Path, urdf_dir: Path) -> tuple[list[di
     return trajectories, {a: str(urdf_dir / a / "object.urdf") for a in asset_ids}
 
 
-def run_loop(loop: str, config: dict, assets: Path, shard: Path, urdf_dir: Path) -> float:
-    """Seconds `loop` takes for the scenes of `config` (the bare loops replay `shard`, written by eqscale)."""
+def run_loop(loop: str, config: dict, assets: Path, shard: Path, scenes: tuple | None) -> float:
+    """Seconds `loop` takes: eqscale simulates `config`'s shard into `shard`; a bare loop replays `scenes`."""
     if loop == "eqscale":
         start = time.perf_counter()
         simulate_shard(config, assets, 0, shard, progress=False)
         return time.perf_counter() - start
-    trajectories, urdfs = simulated_scenes(shard, assets, urdf_dir)
+    trajectories, urdfs = scenes
     return bare_loop(trajectories, urdfs, config, reuse_client=loop == "bare-one-client")
 
 
@@ -160,23 +160,24 @@ def main() -> None:
             count_instructions(args, config, tmp)
             return
         if args.only:
-            if args.only == "eqscale":
-                seconds = run_loop("eqscale", config, args.assets, tmp / "shard-0000.h5", tmp / "urdf")
-            else:
+            scenes = None
+            if args.only != "eqscale":
                 # every scene of the shard is read whatever the count, so reading cancels out of --instructions
                 trajectories, urdfs = simulated_scenes(args.scenes, args.assets, tmp / "urdf")
-                seconds = bare_loop(trajectories[: args.trajectories], urdfs, config,
-                                    reuse_client=args.only == "bare-one-client")
+                scenes = (trajectories[: args.trajectories], urdfs)
+            seconds = run_loop(args.only, config, args.assets, tmp / "shard-0000.h5", scenes)
             print(f"{args.only}: {1e3 * seconds / args.trajectories:.1f} ms per trajectory")
             return
         shard = tmp / "shard-0000.h5"
         times: dict[str, list[float]] = {loop: [] for loop in LOOPS}
+        scenes = None  # read once, from eqscale's first round (every round writes the same shard)
         # alternate the loops and keep each one's best round: the machine's speed drifts
         for _ in range(args.rounds):
             for loop in LOOPS:
-                times[loop].append(run_loop(loop, config, args.assets, shard, tmp / "urdf"))
-        with open_raw_shard(shard) as fh:
-            objects = np.mean([fh["trajectories"][n].attrs["num_objects"] for n in fh["trajectories"]])
+                times[loop].append(run_loop(loop, config, args.assets, shard, scenes))
+                if scenes is None:
+                    scenes = simulated_scenes(shard, args.assets, tmp / "urdf")
+        objects = np.mean([t["num_objects"] for t in scenes[0]])
     n = args.trajectories
     best = {loop: min(t) for loop, t in times.items()}
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")

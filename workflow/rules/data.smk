@@ -27,7 +27,8 @@ rule simulate:
     input:
         manifest="results/assets/manifest.json",
         meshes="results/assets/meshes.h5",
-        code=src("physics/simulate.py", "physics/pybullet_view.py", "physics/raw_format.py", "physics/kubric_compat.py"),
+        code=src("physics/simulate.py", "physics/pybullet_view.py", "physics/raw_format.py",
+                 "physics/kubric_compat.py"),
     output:
         "results/raw/shard-{shard}.h5",
     params:

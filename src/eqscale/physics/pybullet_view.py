@@ -3,11 +3,10 @@
 Kubric's `PyBullet` view connects a new DIRECT client per scene. Connecting costs 4-13 ms here
 (it varies with the process's allocator state, which made single benchmark rounds swing by tens
 of percent), against ~26 ms of stepping for a whole default trajectory (2 s, 6.5 objects); a reset
-costs ~1.5 ms. `SharedClient` connects once per
-shard; `ReusedClientView` resets that client's world and re-applies Kubric's engine settings for
-every scene, then behaves exactly like Kubric's view (same body loading, same trait observers,
-same overlap checks). A test checks that a scene simulated this way is bit-identical to the same
-scene on Kubric's own view with a fresh client.
+costs ~1.5 ms. `SharedClient` connects once per shard; `ReusedClientView` resets that client's
+world and re-applies Kubric's engine settings for every scene, then behaves exactly like Kubric's
+view (same body loading, same trait observers, same overlap checks). A test checks that a scene
+simulated this way is bit-identical to the same scene on Kubric's own view with a fresh client.
 """
 
 from __future__ import annotations
