@@ -1,12 +1,14 @@
-"""Atomic output helpers: a stage's outputs appear whole or not at all."""
+"""Atomic output helpers (a stage's outputs appear whole or not at all) and the package versions outputs record."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
 
 
@@ -17,8 +19,22 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same directory and an atomic rename."""
+def fsync_dir(directory: str | Path) -> None:
+    """Make renames in `directory` durable (best effort: not every file system lets a directory be fsynced)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, before_replace: Callable[[], None] | None = None) -> None:
+    """Write `data` to `path` via a synced temp file in the same directory and an atomic rename.
+
+    before_replace runs once the new bytes are safely on disk, just before the rename (checkpoints
+    use it to move the previous file aside); if it raises, the temp file is removed and `path` is untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -28,11 +44,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, _umask_mode())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    fsync_dir(path.parent)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -77,3 +96,14 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def package_versions(*names: str) -> dict[str, str]:
+    """Python's version and each named distribution's ('not installed' when it is missing)."""
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

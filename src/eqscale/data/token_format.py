@@ -26,6 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from eqscale.hdf5_io import open_checked
 from eqscale.physics.raw_format import ShardError
 
 TOKEN_FORMAT = "eqscale-tokens"
@@ -106,35 +107,15 @@ def planned_token_files(config: dict) -> list[str]:
 
 def open_token_shard(path: str | Path) -> h5py.File:
     """Open a token shard read-only after checking it is a complete eqscale token shard of this version."""
-    path = Path(path)
-    if not path.exists():
-        raise TokenShardError(f"token shard {path} does not exist (run eqscale tokenize)")
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as err:
-        raise TokenShardError(f"token shard {path} is not a readable HDF5 file (truncated or corrupt?): {err}") from err
-    try:
-        fmt = fh.attrs.get("format")
-        if fmt != TOKEN_FORMAT:
-            raise TokenShardError(f"{path} is not an eqscale token shard (format attribute {fmt!r}, "
-                                  f"expected {TOKEN_FORMAT!r})")
-        version = int(fh.attrs.get("format_version", -1))
-        if version != TOKEN_VERSION:
-            raise TokenShardError(f"token shard {path} has format_version {version}; this eqscale reads "
-                                  f"{TOKEN_VERSION}: re-run eqscale tokenize")
-        if not fh.attrs.get("complete", False):
-            raise TokenShardError(f"token shard {path} is incomplete (its writer did not finish)")
+
+    def counts_agree(fh: h5py.File) -> None:
         expected = int(fh.attrs["num_trajectories"])
         found = len(fh["trajectories/object_offsets"]) - 1
         if found != expected:
             raise TokenShardError(f"token shard {path} holds {found} trajectories, its header says {expected}")
-    except TokenShardError:
-        fh.close()
-        raise
-    except (KeyError, OSError, ValueError) as err:
-        fh.close()
-        raise TokenShardError(f"token shard {path} is damaged: {err}") from err
-    return fh
+
+    return open_checked(path, fmt=TOKEN_FORMAT, version=TOKEN_VERSION, what="token shard", error=TokenShardError,
+                        rerun="re-run eqscale tokenize", check=counts_agree)
 
 
 def read_dataset(fh: h5py.File, key: str, path: str | Path, sel=()) -> np.ndarray:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import re
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import h5py
@@ -26,7 +25,7 @@ from eqscale.data.token_format import (
     SPLIT_RULE, SPLITS, STATS_FORMAT, STATS_NAME, SUBSET_RULE, TOKEN_FORMAT, TOKEN_VERSION, num_token_shards,
     quaternions_to_matrices, shard_name, split_of,
 )
-from eqscale.io_utils import atomic_path, atomic_write_text
+from eqscale.io_utils import atomic_path, atomic_write_text, package_versions
 from eqscale.physics.assets import meshes_hash, read_meshes
 from eqscale.physics.raw_format import ShardError, open_raw_shard, read_trajectory
 from eqscale.physics.simulate import create_group
@@ -69,17 +68,6 @@ class AssetTable:
         _put(group, "face_offsets", self.face_offsets)
         _put(group, "vertices", self.vertices)
         _put(group, "faces", self.faces)
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that decide a token shard's bytes."""
-    out = {}
-    for name in ("eqscale", "numpy", "h5py"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def write_token_shard(path: Path, split: str, shard: int, trajectories: list[dict], table: AssetTable,
@@ -262,7 +250,8 @@ def tokenize(raw_paths: list[str | Path], asset_dir: str | Path, out_dir: str | 
         "raw_shards_json": json.dumps([{"shard": s, "name": shards[s]["path"].name,
                                         "num_trajectories": len(shards[s]["names"])} for s in sorted(shards)]),
         "tokens_config_json": json.dumps(tok, sort_keys=True),
-        "split_rule": SPLIT_RULE, "versions_json": json.dumps(package_versions(), sort_keys=True),
+        "split_rule": SPLIT_RULE,
+        "versions_json": json.dumps(package_versions("eqscale", "numpy", "h5py"), sort_keys=True),
     }
     total = sum(len(v) for v in assignment.values())
     bar = None

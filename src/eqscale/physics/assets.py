@@ -29,12 +29,17 @@ import h5py
 import numpy as np
 import trimesh
 
+from eqscale.hdf5_io import open_checked
 from eqscale.io_utils import atomic_dir
 
 MANIFEST_NAME = "manifest.json"
 MESHES_NAME = "meshes.h5"
 MESHES_FORMAT = "eqscale-meshes"
 MESHES_VERSION = 1
+
+
+class AssetError(ValueError):
+    """An asset file is missing, foreign, incomplete or corrupt; the message names it and what to rebuild."""
 
 
 def _obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
@@ -199,28 +204,26 @@ def write_meshes(path: Path, meshes: dict[str, tuple[np.ndarray, np.ndarray]]) -
         fh.attrs["format"] = MESHES_FORMAT
         fh.attrs["format_version"] = MESHES_VERSION
         fh.attrs["sha256"] = meshes_hash(meshes)
+        fh.attrs["complete"] = False
         for name, (vertices, faces) in sorted(meshes.items()):
             group = fh.create_group(name)
             group.create_dataset("vertices", data=vertices, fletcher32=True, chunks=True)
             group.create_dataset("faces", data=faces, fletcher32=True, chunks=True)
+        fh.attrs["complete"] = True
 
 
 def read_meshes(asset_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Canonical meshes {asset_id: (vertices (n,3) float64, faces (m,3) int64)}; checks format and hash."""
     path = Path(asset_dir) / MESHES_NAME
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: build the assets first (eqscale assets --out {asset_dir})")
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path} is not a readable HDF5 file ({err}); rebuild the assets") from err
-    with fh:
-        if fh.attrs.get("format") != MESHES_FORMAT:
-            raise ValueError(f"{path} is not an eqscale meshes file (format attr {fh.attrs.get('format')!r})")
-        meshes = {name: (fh[name]["vertices"][...], fh[name]["faces"][...]) for name in fh}
-        expected = fh.attrs["sha256"]
+    with open_checked(path, fmt=MESHES_FORMAT, version=MESHES_VERSION, what="meshes file", error=AssetError,
+                      rerun=f"build the assets first (eqscale assets --out {asset_dir})") as fh:
+        try:
+            meshes = {name: (fh[name]["vertices"][...], fh[name]["faces"][...]) for name in fh}
+            expected = fh.attrs["sha256"]
+        except (KeyError, OSError) as err:
+            raise AssetError(f"{path} is damaged ({err}); rebuild the assets") from err
     if meshes_hash(meshes) != expected:
-        raise ValueError(f"{path}: mesh content does not match its sha256 attribute (corrupt file)")
+        raise AssetError(f"{path}: mesh content does not match its sha256 attribute (corrupt file); rebuild the assets")
     return meshes
 
 

@@ -40,6 +40,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from eqscale.hdf5_io import open_checked
+
 RAW_FORMAT = "eqscale-raw"
 RAW_VERSION = 2
 
@@ -59,34 +61,15 @@ class ShardError(ValueError):
 
 def open_raw_shard(path: str | Path) -> h5py.File:
     """Open a raw shard read-only after checking it is a complete eqscale raw shard of this version."""
-    path = Path(path)
-    if not path.exists():
-        raise ShardError(f"raw shard {path} does not exist")
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as err:
-        raise ShardError(f"raw shard {path} is not a readable HDF5 file (truncated or corrupt?): {err}") from err
-    try:
-        fmt = fh.attrs.get("format")
-        if fmt != RAW_FORMAT:
-            raise ShardError(f"{path} is not an eqscale raw shard (format attribute {fmt!r}, expected {RAW_FORMAT!r})")
-        version = int(fh.attrs.get("format_version", -1))
-        if version != RAW_VERSION:
-            raise ShardError(f"raw shard {path} has format_version {version}; this eqscale reads {RAW_VERSION}: "
-                             "re-run the simulate stage")
-        if not fh.attrs.get("complete", False):
-            raise ShardError(f"raw shard {path} is incomplete (its writer did not finish)")
+
+    def counts_agree(fh: h5py.File) -> None:
         expected = int(fh.attrs["num_trajectories"])
         found = len(fh["trajectories"]) if "trajectories" in fh else 0
         if found != expected:
             raise ShardError(f"raw shard {path} holds {found} trajectories, its header says {expected}")
-    except ShardError:
-        fh.close()
-        raise
-    except (KeyError, OSError) as err:
-        fh.close()
-        raise ShardError(f"raw shard {path} is damaged: {err}") from err
-    return fh
+
+    return open_checked(path, fmt=RAW_FORMAT, version=RAW_VERSION, what="raw shard", error=ShardError,
+                        rerun="re-run the simulate stage", check=counts_agree)
 
 
 def create_group(parent: h5py.Group, name: str) -> h5py.Group:

@@ -17,18 +17,16 @@ import itertools
 import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from eqscale.config import ConfigError, add_config_arguments, config_from_args, config_hash
-from eqscale.io_utils import atomic_path
+from eqscale.io_utils import atomic_path, package_versions
 from eqscale.physics.assets import load_manifest
 from eqscale.physics.raw_format import RAW_FORMAT, RAW_VERSION, create_group, write_trajectory
 
@@ -236,17 +234,6 @@ class ShardSimulator:
         self.source.close()
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that decide a shard's bytes."""
-    out = {"python": platform.python_version()}
-    for name in ("eqscale", "kubric-nightly", "pybullet", "numpy", "h5py", "trimesh"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def simulate_shard(config: dict, asset_dir: str | Path, shard: int, out_path: str | Path, progress: bool = True) -> Path:
     """Simulate every trajectory of `shard` into `out_path` (written atomically)."""
     out_path = Path(out_path)
@@ -275,7 +262,8 @@ def simulate_shard(config: dict, asset_dir: str | Path, shard: int, out_path: st
                     fh.attrs["config_json"] = json.dumps({k: config[k] for k in ("seed", "assets", "simulation")},
                                                          sort_keys=True)
                     fh.attrs["meshes_sha256"] = simulator.manifest.get("meshes_sha256", "")
-                    fh.attrs["versions_json"] = json.dumps(package_versions(), sort_keys=True)
+                    versions = package_versions("eqscale", "kubric-nightly", "pybullet", "numpy", "h5py", "trimesh")
+                    fh.attrs["versions_json"] = json.dumps(versions, sort_keys=True)
                     trajectories = create_group(fh, "trajectories")
                     indices = range(num)
                     if progress:
@@ -309,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         out = args.out or Path("results/raw") / f"shard-{args.shard:04d}.h5"
         simulate_shard(config, args.assets, args.shard, out, progress=not args.no_progress)
-    except (ConfigError, FileNotFoundError) as err:
+    except (ConfigError, FileNotFoundError, ValueError) as err:
         print(f"eqscale simulate: {err}", file=sys.stderr)
         return 1
     return 0

@@ -15,17 +15,17 @@ caller starts from scratch), and says which it used and why.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
+
+from eqscale.io_utils import atomic_write_bytes
 
 log = logging.getLogger("eqscale.training")
 
@@ -75,16 +75,6 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"unreadable by this torch ({type(err).__name__}: {err})") from None
 
 
-def _fsync_dir(directory: Path) -> None:
-    # the renames are durable only once the directory entry is on disk
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 @dataclass
 class Resumed:
     """What `CheckpointStore.load` found: the state (None: start from scratch), its file, and why."""
@@ -106,24 +96,15 @@ class CheckpointStore:
     def save(self, state: dict) -> Path:
         """Write `state` atomically as the newest checkpoint, keeping the last good one as the backup."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        data = encode_checkpoint(state)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{CHECKPOINT_NAME}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+
+        def keep_previous() -> None:
             if self._current_is_good is None:
                 self._current_is_good = self._verifies(self.current)
             if self._current_is_good:
                 os.replace(self.current, self.previous)
-            os.replace(tmp, self.current)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+
+        atomic_write_bytes(self.current, encode_checkpoint(state), before_replace=keep_previous)
         self._current_is_good = True
-        _fsync_dir(self.directory)
         return self.current
 
     def load(self, check: Callable[[dict], str | None] | None = None) -> Resumed:
