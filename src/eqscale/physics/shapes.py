@@ -24,12 +24,10 @@ import trimesh
 from eqscale.physics import shapes_implicit, shapes_parametric
 from eqscale.physics.shapes_mesh import mesh_problem
 from eqscale.physics.shapes_parametric import TORUS_TUBE_RATIO  # noqa: F401  (documented constant)
-
-SHAPE_NAMES: tuple[str, ...] = ("cube", "cylinder", "sphere", "cone", "torus", "gear", "torus_knot", "sponge",
-                                "spot", "teapot", "suzanne")
+from eqscale.shape_catalog import MIN_FACES as _MIN_FACES
+from eqscale.shape_catalog import SHAPE_NAMES
 
 _BUILDERS = {**shapes_parametric.BUILDERS, **shapes_implicit.BUILDERS}
-_MIN_FACES = {**shapes_parametric.MIN_FACES, **shapes_implicit.MIN_FACES}
 
 
 def _check_name(name: str) -> None:

@@ -17,55 +17,16 @@ from collections.abc import Callable
 import numpy as np
 import trimesh
 
+from eqscale.physics.sdf import capsule, ellipsoid, smooth_subtract, smooth_union, union
 from eqscale.physics.shapes_decimate import collapse_needles, decimate_manifold, flip_slivers
 from eqscale.physics.shapes_mesh import mesh_problem, self_intersections
+from eqscale.physics.shapes_teapot import TEAPOT_BOUNDS, teapot_sdf
 
 _RESOLUTION = 64  # marching-cubes cells along the longest side: 10-30k faces, far above any budget
 _FALLBACK_RESOLUTIONS = (48, 36)
 _TARGET_STEPS = 4  # decimation targets tried per grid, each 4% below the last
 _FLIP_BEND = 20.0  # degrees: sliver flips may bend the surface this much (the result is re-checked)
 _INTERMEDIATE = 3  # fast decimation hands over to the careful one at this many times the budget
-
-
-# ---- field primitives (points: (n, 3) -> distances (n,)) ----------------------------------------
-
-def smooth_union(d1: np.ndarray, d2: np.ndarray, k: float) -> np.ndarray:
-    """Polynomial smooth minimum: a fillet of width ~k where two solids meet."""
-    h = np.clip(0.5 + 0.5 * (d2 - d1) / k, 0.0, 1.0)
-    return d2 * (1 - h) + d1 * h - k * h * (1 - h)
-
-
-def smooth_subtract(d: np.ndarray, cut: np.ndarray, k: float) -> np.ndarray:
-    """Remove solid `cut` from solid `d` with a rounded edge of width ~k."""
-    return -smooth_union(-d, cut, k)
-
-
-def ellipsoid(p: np.ndarray, centre, radii) -> np.ndarray:
-    """Approximate distance to an axis-aligned ellipsoid (k0 (k0 - 1) / k1: exact on the surface)."""
-    radii = np.asarray(radii, float)
-    q = p - np.asarray(centre, float)
-    k0 = np.sqrt(np.einsum("ij,ij->i", q, q / radii**2))
-    k1 = np.sqrt(np.einsum("ij,ij->i", q, q / radii**4))
-    return k0 * (k0 - 1) / np.maximum(k1, 1e-12)
-
-
-def capsule(p: np.ndarray, a, b, radius_a: float, radius_b: float | None = None) -> np.ndarray:
-    """Distance to a segment a-b thickened by a radius that may vary linearly from a to b."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    ab = b - a
-    pa = p - a
-    h = np.clip((pa @ ab) / (ab @ ab), 0.0, 1.0)
-    radius = radius_a if radius_b is None else radius_a + h * (radius_b - radius_a)
-    offset = pa - h[:, None] * ab
-    return np.sqrt(np.einsum("ij,ij->i", offset, offset)) - radius
-
-
-def _union(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
-    """Smooth union of (distance, fillet width) parts in order."""
-    d = parts[0][0]
-    for other, k in parts[1:]:
-        d = smooth_union(d, other, k)
-    return d
 
 
 # ---- the shapes --------------------------------------------------------------------------------
@@ -83,7 +44,7 @@ def spot_sdf(p: np.ndarray) -> np.ndarray:
             parts.append((capsule(p, (x, 0.16 * y, -0.02), (x, 0.16 * y, -0.45), 0.095, 0.08), 0.05))  # legs
     parts.append((ellipsoid(p, (-0.22, 0, -0.2), (0.13, 0.11, 0.09)), 0.05))  # udder
     parts.append((capsule(p, (-0.54, 0, 0.18), (-0.63, 0, -0.12), 0.04, 0.035), 0.04))  # tail
-    return _union(parts)
+    return union(parts)
 
 
 def suzanne_sdf(p: np.ndarray) -> np.ndarray:
@@ -94,30 +55,18 @@ def suzanne_sdf(p: np.ndarray) -> np.ndarray:
     for x in (-1, 1):
         parts.append((ellipsoid(p, (0.15 * x, -0.29, 0.18), (0.17, 0.10, 0.08)), 0.05))  # brow ridge
         parts.append((ellipsoid(p, (0.56 * x, 0.04, 0.10), (0.19, 0.06, 0.15)), 0.07))  # ears
-    d = _union(parts)
+    d = union(parts)
     for x in (-1, 1):
         d = smooth_subtract(d, ellipsoid(p, (0.15 * x, -0.40, 0.03), (0.11, 0.08, 0.09)), 0.02)  # eye sockets
         d = smooth_union(d, ellipsoid(p, (0.15 * x, -0.32, 0.03), (0.08, 0.07, 0.08)), 0.01)  # eyeballs
     return smooth_subtract(d, ellipsoid(p, (0, -0.47, -0.24), (0.16, 0.03, 0.015)), 0.01)  # mouth
 
 
-def _teapot_sdf(p: np.ndarray) -> np.ndarray:
-    from eqscale.physics.shapes_teapot import teapot_sdf
-
-    return teapot_sdf(p)
-
-
-def _teapot_bounds() -> tuple[tuple[float, ...], tuple[float, ...]]:
-    from eqscale.physics.shapes_teapot import TEAPOT_BOUNDS
-
-    return TEAPOT_BOUNDS
-
-
 # name -> (field, (low, high) corners of a box holding the solid with a margin)
-_FIELDS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[], tuple]]] = {
-    "spot": (spot_sdf, lambda: ((-0.72, -0.42, -0.58), (1.0, 0.42, 0.68))),
-    "suzanne": (suzanne_sdf, lambda: ((-0.82, -0.55, -0.42), (0.82, 0.50, 0.52))),
-    "teapot": (_teapot_sdf, _teapot_bounds),
+_FIELDS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], tuple]] = {
+    "spot": (spot_sdf, ((-0.72, -0.42, -0.58), (1.0, 0.42, 0.68))),
+    "suzanne": (suzanne_sdf, ((-0.82, -0.55, -0.42), (0.82, 0.50, 0.52))),
+    "teapot": (teapot_sdf, TEAPOT_BOUNDS),
 }
 
 
@@ -129,7 +78,7 @@ def fine_mesh(name: str, resolution: int) -> trimesh.Trimesh:
     from skimage import measure
 
     field, bounds = _FIELDS[name]
-    low, high = (np.asarray(b, float) for b in bounds())
+    low, high = (np.asarray(b, float) for b in bounds)
     step = (high - low).max() / resolution
     counts = np.ceil((high - low) / step).astype(int) + 1
     axes = [low[i] + step * np.arange(counts[i]) for i in range(3)]
@@ -224,5 +173,3 @@ def implicit_shape(name: str, max_faces: int) -> tuple[np.ndarray, np.ndarray]:
 BUILDERS: dict[str, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {
     name: functools.partial(implicit_shape, name) for name in _FIELDS
 }
-
-MIN_FACES: dict[str, int] = {"spot": 96, "teapot": 96, "suzanne": 96}

@@ -510,14 +510,3 @@ BUILDERS: dict[str, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {
     "cube": cube, "cylinder": cylinder, "sphere": sphere, "cone": cone, "torus": torus, "gear": gear,
     "torus_knot": torus_knot, "sponge": sponge,
 }
-
-MIN_FACES: dict[str, int] = {
-    "cube": 12,  # the box itself
-    "cylinder": 32,  # 8 sections: 8 side quads + two 8-triangle fans
-    "sphere": 20,  # the icosahedron
-    "cone": 16,  # 8 sections: a base fan + a side fan
-    "torus": 48,  # 6 ring sections x 4 tube sections x 2
-    "gear": 96,  # 12 pointed teeth: 24-point outline, side quads + two fans
-    "torus_knot": 96,  # 16 sections along the knot x 3 around x 2
-    "sponge": 96,  # see _sponge_coarse
-}

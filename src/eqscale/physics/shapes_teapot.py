@@ -15,6 +15,8 @@ import numpy as np
 from matplotlib.path import Path
 from scipy.spatial import cKDTree
 
+from eqscale.physics.sdf import smooth_union
+
 # Martin Newell's teapot (1975), the public-domain 32-patch / 306-vertex data set as distributed in
 # Juhana Kouhia's "teasetorig" archive; this table was transcribed from the copy in CHAI3D
 # (src/graphics/CPrimitives.cpp), which prints 2.53125 as 2.5312. Data, not code. Vertices are
@@ -254,8 +256,6 @@ def _elliptic_tube_sdf(points: np.ndarray, sections: np.ndarray) -> np.ndarray:
 
 def teapot_sdf(points: np.ndarray, smooth: float = 0.06) -> np.ndarray:
     """Signed distance (teapot units: z up, spout towards +x) of body, spout and handle, smoothly joined."""
-    from eqscale.physics.shapes_implicit import smooth_union
-
     d = _profile_sdf(points, body_profile())
     d = smooth_union(d, _elliptic_tube_sdf(points, tube_sections(_SPOUT, _SPOUT_TIP_END)), smooth)
     return smooth_union(d, _elliptic_tube_sdf(points, tube_sections(_HANDLE, 1.0)), smooth)
