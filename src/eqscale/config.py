@@ -8,27 +8,34 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import hashlib
 import json
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+from eqscale.shape_catalog import MIN_FACES
+
+SCHEMA_NAME = "config.schema.yaml"  # shipped inside the package, so an installed eqscale validates too
 
 
 class ConfigError(ValueError):
     """A config value is invalid; the message names the key and the reason."""
 
 
+@functools.lru_cache(maxsize=1)
+def _schema_text() -> str:
+    return resources.files("eqscale").joinpath(SCHEMA_NAME).read_text()
+
+
 def load_schema() -> dict:
-    """The config JSON schema (workflow/schemas/config.schema.yaml)."""
-    with open(SCHEMA_PATH) as fh:
-        return yaml.safe_load(fh)
+    """The config JSON schema (eqscale/config.schema.yaml, a fresh copy)."""
+    return yaml.safe_load(_schema_text())
 
 
 def _with_defaults(validator_class):
@@ -83,25 +90,11 @@ def _semantic_checks(config: dict) -> None:
             raise ConfigError(f"config key simulation.spawn_low[{axis}]: {lo} is not below spawn_high[{axis}] ({hi})")
     if sim["spawn_low"][2] <= 0:
         raise ConfigError("config key simulation.spawn_low[2]: objects must spawn above the floor (z > 0)")
-    from eqscale.physics.shapes import min_faces
-
-    needed = {shape: min_faces(shape) for shape in config["assets"]["shapes"]}
+    needed = {shape: MIN_FACES[shape] for shape in config["assets"]["shapes"]}
     too_small = {shape: n for shape, n in needed.items() if n > config["assets"]["max_faces"]}
     if too_small:
         raise ConfigError(f"config key assets.max_faces: {config['assets']['max_faces']} is below what these shapes "
                           f"need: {too_small}; use at least {max(too_small.values())} or drop them from assets.shapes")
-    for hook in _EXTRA_CHECKS:
-        hook(config)
-
-
-# Later sections (models, grid, ...) register their cross-key checks here.
-_EXTRA_CHECKS: list = []
-
-
-def register_check(fn):
-    """Add a cross-key check run by `validate_config` after the schema (decorator)."""
-    _EXTRA_CHECKS.append(fn)
-    return fn
 
 
 def validate_config(config: dict | None) -> dict:
