@@ -37,9 +37,9 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         fits = fit_all(summary, n_resamples=args.resamples, seed=0, jobs=args.jobs)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        boot = fits["joint"]["arms"]["gatr"]["fit"]["bootstrap"]
+        boot = fits.joint.arms["gatr"].fit.bootstrap
         print(f"round {r}: fit + {args.resamples} bootstraps: {wall:.1f} s wall ({cpu:.1f} s CPU in the parent); "
-              f"joint gatr resamples ok {boot['ok']}/{boot['resamples']}")
+              f"joint gatr resamples ok {boot.ok}/{boot.resamples}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from eqscale.analysis.fit import fit_all
+from eqscale.analysis.results import Fits
 from eqscale.analysis.synthetic import synthetic_summary
 
 FIXTURE_RESAMPLES = 100
@@ -18,6 +19,6 @@ def study() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def study_fits(study: pd.DataFrame) -> dict:
-    """fit_all of the study, JSON-ready (as written by eqscale fit)."""
+def study_fits(study: pd.DataFrame) -> Fits:
+    """fit_all of the study."""
     return fit_all(study, n_resamples=FIXTURE_RESAMPLES, seed=0)

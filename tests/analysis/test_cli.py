@@ -7,7 +7,7 @@ import json
 import pytest
 from fake_cells import write_cell
 
-from eqscale.analysis.fit_cli import FIT_FILES
+from eqscale.analysis.store import FIT_FILES
 from eqscale.analysis.synthetic import synthetic_summary
 from eqscale.cli import main as eqscale
 

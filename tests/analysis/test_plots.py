@@ -9,6 +9,8 @@ from fake_cells import write_cell
 from PIL import Image
 
 from eqscale.analysis.plots import FIGURES, main, make_figures, save_figure
+from eqscale.analysis.results import DataEfficiencyFile, Fits, FrontierFile, IsoflopFile, JointFile, Skipped
+from eqscale.analysis.store import write_fits
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +57,6 @@ def test_figures_have_content_on_log_axes(runs_root, study_fits):
 
 
 def test_cli_writes_valid_png_and_pdf(tmp_path, runs_root, study_fits):
-    from eqscale.analysis.fit_cli import write_fits
-
     root, summary = runs_root
     summary.to_csv(tmp_path / "summary.csv", index=False)
     write_fits(study_fits, tmp_path / "fits")
@@ -74,8 +74,11 @@ def test_cli_writes_valid_png_and_pdf(tmp_path, runs_root, study_fits):
 def test_no_data_gives_figures_that_say_so(tmp_path):
     empty = pd.DataFrame(columns=["arm", "params", "steps", "flops", "test_mse", "budget", "data_fraction",
                                   "run_dir"])
-    skipped = {"status": "skipped", "reason": "not enough points"}
-    fits = {kind: {"arms": {"gatr": skipped}} for kind in ("frontier", "joint", "isoflop", "data_efficiency")}
+    skipped = Skipped("not enough points")
+    fits = Fits(**{kind: cls(kind=kind, n_cells=0, n_dropped=0, arms_present=[], bootstrap=None,
+                             arms={"gatr": skipped})
+                   for kind, cls in (("frontier", FrontierFile), ("joint", JointFile), ("isoflop", IsoflopFile),
+                                     ("data_efficiency", DataEfficiencyFile))})
     figs = make_figures(empty, fits, tmp_path)
     try:
         for name, fig in figs.items():

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+import dataclasses
+
 from eqscale.analysis import report as R
-from eqscale.analysis.fit_cli import write_fits
 from eqscale.analysis.report import fmt_estimate, fmt_number, main, render_report
+from eqscale.analysis.results import BootstrapInfo, Estimate, Skipped
+from eqscale.analysis.store import write_fits
 
 
 @pytest.fixture(scope="module")
@@ -20,15 +23,15 @@ def rendered(tmp_path_factory, study, study_fits) -> tuple[str, object]:
 def test_report_shows_the_fitted_numbers(rendered, study_fits):
     text, _ = rendered
     for arm in ("gatr", "transformer"):
-        a = study_fits["joint"]["arms"][arm]["exponents"]["a"]
+        a = study_fits.joint.arms[arm].exponents["a"]
         assert fmt_estimate(a) in text
-        front = study_fits["frontier"]["arms"][arm]
-        assert fmt_estimate(front["variants"][front["primary"]]["params"]["gamma"]) in text
-    comp = study_fits["frontier"]["comparisons"]["transformer/gatr"]
-    for point in comp["at_budget"]:
-        assert f"| loss ratio transformer / GATr at {fmt_number(point['budget'])} FLOPs | > 1 | " \
-               f"{fmt_estimate(point['ratio'])} |" in text
-    gap = study_fits["data_efficiency"]["comparisons"]["transformer/gatr"]["degradation_ratio"]
+        front = study_fits.frontier.arms[arm]
+        assert fmt_estimate(front.variants[front.primary].params["gamma"]) in text
+    comp = study_fits.frontier.comparisons["transformer/gatr"]
+    for point in comp.at_budget:
+        assert f"| loss ratio transformer / GATr at {fmt_number(point.budget)} FLOPs | > 1 | " \
+               f"{fmt_estimate(point.ratio)} |" in text
+    gap = study_fits.data_efficiency.comparisons["transformer/gatr"].degradation_ratio
     assert fmt_estimate(gap) in text
 
 
@@ -45,28 +48,26 @@ def test_report_states_verdicts_cells_compute_and_links(rendered, study):
 
 
 def test_verdict_rules():
-    est = {"value": 1.3, "lo": 1.1, "hi": 1.5}
+    est = Estimate(1.3, 1.1, 1.5)
     assert R.verdict_above(est, 1.0) == "supported"
     assert R.verdict_below(est, 1.0) == "not supported"
-    assert R.verdict_above({"value": 1.1, "lo": 0.9, "hi": 1.3}, 1.0) == "inconclusive (intervals overlap)"
-    assert R.verdict_above({"value": 1.1, "lo": None, "hi": None}, 1.0).startswith("inconclusive (no interval")
-    few = {"resamples": 100, "ok": 30, "failed": 70}
+    assert R.verdict_above(Estimate(1.1, 0.9, 1.3), 1.0) == "inconclusive (intervals overlap)"
+    assert R.verdict_above(Estimate(1.1), 1.0).startswith("inconclusive (no interval")
+    few = BootstrapInfo(resamples=100, ok=30, failed=70, seed=0, confidence=0.95)
     assert R.verdict_above(est, 1.0, few) == "inconclusive (only 30% of bootstrap resamples could be refitted)"
-    assert R.verdict_includes({"value": 0.01, "lo": -0.02, "hi": 0.04}, 0.0) == "supported"
+    assert R.verdict_includes(Estimate(0.01, -0.02, 0.04), 0.0) == "supported"
     assert R.combine(["supported", "inconclusive (intervals overlap)"]) == "inconclusive"
     assert R.combine(["supported", "not supported (a gap remains with augmentation)"]) == "not supported"
 
 
 def test_not_supported_and_missing_fits_are_reported_plainly(study_fits, study, tmp_path):
-    fits = {k: dict(v) for k, v in study_fits.items()}
     # pretend the transformer allocates like GATr: finding 3 is then contradicted
-    joint = dict(fits["joint"])
-    joint["arms"] = dict(joint["arms"])
-    joint["arms"]["transformer"] = dict(joint["arms"]["transformer"],
-                                        exponents={"a": {"value": 0.7, "lo": 0.65, "hi": 0.75}})
-    joint["comparisons"] = {"status": "skipped", "reason": "test"}
-    fits["joint"] = joint
-    fits["frontier"] = {"arms": {}, "comparisons": {"status": "skipped", "reason": "no frontier in this test"}}
+    joint = study_fits.joint
+    arms = dict(joint.arms, transformer=dataclasses.replace(joint.arms["transformer"],
+                                                            exponents={"a": Estimate(0.7, 0.65, 0.75)}))
+    frontier = dataclasses.replace(study_fits.frontier, arms={}, comparisons=Skipped("no frontier in this test"))
+    fits = dataclasses.replace(study_fits, joint=dataclasses.replace(joint, arms=arms, comparisons=Skipped("test")),
+                               frontier=frontier)
     text = render_report(study, fits, tmp_path, tmp_path / "report.md")
     assert "**Finding 3: not supported.**" in text
     assert "| transformer: a in N* ~ C^a, joint law" in text and "0.7 [0.65, 0.75] | not supported |" in text

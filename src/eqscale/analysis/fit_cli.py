@@ -8,36 +8,17 @@ is recorded with its reason; the stage fails only on an unreadable summary.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from eqscale.analysis.fit import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, FitError, fit_all
-from eqscale.io_utils import atomic_write_text
-
-FIT_FILES = ("frontier", "joint", "isoflop", "data_efficiency")
-
-
-def write_fits(fits: dict[str, dict], out_dir: str | Path) -> list[Path]:
-    """Write each fit kind to out_dir/<kind>.json atomically; return the paths."""
-    out_dir = Path(out_dir)
-    paths = []
-    for kind in FIT_FILES:
-        path = out_dir / f"{kind}.json"
-        # allow_nan=False: a NaN that slipped through would be invalid JSON; to_jsonable turns them into null
-        atomic_write_text(path, json.dumps(fits[kind], indent=2, allow_nan=False) + "\n")
-        paths.append(path)
-    return paths
-
-
-def read_fits(fits_dir: str | Path) -> dict[str, dict]:
-    """The fit JSON files of a directory (a missing file reads as {})."""
-    fits_dir = Path(fits_dir)
-    return {kind: json.loads((fits_dir / f"{kind}.json").read_text()) if (fits_dir / f"{kind}.json").exists() else {}
-            for kind in FIT_FILES}
+from eqscale.analysis.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+from eqscale.analysis.fit import fit_all
+from eqscale.analysis.errors import FitError
+from eqscale.analysis.results import Skipped
+from eqscale.analysis.store import FIT_FILES, write_fits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     for path in write_fits(fits, args.out_dir):
         print(f"wrote {path}")
     for kind in FIT_FILES:
-        for arm, res in fits[kind].get("arms", {}).items():
-            if res.get("status") != "ok":
-                print(f"{kind} {arm}: skipped: {res.get('reason')}")
+        doc = getattr(fits, kind)
+        for arm, res in (doc.arms.items() if doc is not None else ()):
+            if isinstance(res, Skipped):
+                print(f"{kind} {arm}: skipped: {res.reason}")
     return 0
 
 

@@ -14,7 +14,6 @@ import math
 import sys
 import textwrap
 import zlib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,35 +27,48 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from eqscale.analysis.fit_cli import read_fits  # noqa: E402
+from eqscale.analysis.figures import FIGURE_NAMES  # noqa: E402
+from eqscale.analysis.results import (  # noqa: E402
+    BootstrapInfo,
+    Curve,
+    DataEfficiencyFile,
+    Estimate,
+    Fits,
+    FrontierFile,
+    IsoflopFile,
+    JointFile,
+    LawResult,
+    ok,
+)
+from eqscale.analysis.store import FitsFileError, read_fits  # noqa: E402
+from eqscale.analysis.table import order_arms  # noqa: E402
+from eqscale.cells import ARMS  # noqa: E402
 from eqscale.io_utils import atomic_path  # noqa: E402
 
-FIGURES = ("loss_vs_compute", "isoflop", "optimal_allocation", "data_efficiency", "training_curves")
+FIGURES = FIGURE_NAMES
 # Okabe-Ito: distinguishable with every common colour-vision deficiency
 OKABE_ITO = ("#0072B2", "#D55E00", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-ARM_STYLE = {"gatr": ("#0072B2", "o", "GATr"), "transformer": ("#D55E00", "s", "Transformer"),
-             "transformer+aug": ("#E69F00", "^", "Transformer + aug."), "gatr+aug": ("#009E73", "D", "GATr + aug.")}
 LOSS_LABEL = "test MSE [m$^2$]"
 COMPUTE_LABEL = "training compute C [FLOPs]"
 
 
 def arm_style(arm: str) -> tuple[str, str, str]:
     """(colour, marker, label) of an arm; unknown arms take the remaining Okabe-Ito colours."""
-    if arm in ARM_STYLE:
-        return ARM_STYLE[arm]
-    extra = [c for c in OKABE_ITO if c not in {s[0] for s in ARM_STYLE.values()}]
+    if arm in ARMS:
+        return ARMS[arm].colour, ARMS[arm].marker, ARMS[arm].label
+    extra = [c for c in OKABE_ITO if c not in {a.colour for a in ARMS.values()}]
     return extra[zlib.crc32(arm.encode()) % len(extra)], "v", arm
 
 
-def _fmt(est: Mapping[str, Any] | None, boot: Mapping[str, Any] | None = None, digits: int = 2) -> str:
+def _fmt(est: Estimate | None, boot: BootstrapInfo | None = None, digits: int = 2) -> str:
     """'value [lo, hi]', flagged when fewer than half of the bootstrap resamples could be refitted."""
-    if not est or est.get("value") is None:
+    if est is None or not math.isfinite(est.value):
         return "n/a"
-    text = f"{est['value']:.{digits}f}"
-    if est.get("lo") is not None and est.get("hi") is not None:
-        text += f" [{est['lo']:.{digits}f}, {est['hi']:.{digits}f}]"
-    if boot and boot.get("resamples") and boot["ok"] < 0.5 * boot["resamples"]:
-        text += f" (from {boot['ok'] / boot['resamples']:.0%} of resamples)"
+    text = f"{est.value:.{digits}f}"
+    if est.has_interval:
+        text += f" [{est.lo:.{digits}f}, {est.hi:.{digits}f}]"
+    if boot is not None and boot.resamples and boot.ok < 0.5 * boot.resamples:
+        text += f" (from {boot.ok / boot.resamples:.0%} of resamples)"
     return text
 
 
@@ -87,16 +99,12 @@ def _legend(ax: plt.Axes, **kwargs: Any) -> None:
         ax.legend(**kwargs)
 
 
-def _band(ax: plt.Axes, curve: Mapping[str, Any], colour: str, label: str | None, linestyle: str = "-") -> None:
-    x = np.asarray(curve.get("x") or [], dtype=float)
-    y = np.asarray([np.nan if v is None else v for v in curve.get("value") or []], dtype=float)
-    if x.size == 0:
+def _band(ax: plt.Axes, curve: Curve | None, colour: str, label: str | None, linestyle: str = "-") -> None:
+    if curve is None or curve.x.size == 0:
         return
-    ax.plot(x, y, color=colour, lw=1.8, ls=linestyle, label=label)
-    lo = np.asarray([np.nan if v is None else v for v in curve.get("lo") or []], dtype=float)
-    hi = np.asarray([np.nan if v is None else v for v in curve.get("hi") or []], dtype=float)
-    if lo.size == x.size and np.isfinite(lo).any():
-        ax.fill_between(x, lo, hi, color=colour, alpha=0.2, lw=0)
+    ax.plot(curve.x, curve.value, color=colour, lw=1.8, ls=linestyle, label=label)
+    if curve.lo.size == curve.x.size and np.isfinite(curve.lo).any():
+        ax.fill_between(curve.x, curve.lo, curve.hi, color=colour, alpha=0.2, lw=0)
 
 
 def _scaling_rows(summary: pd.DataFrame, arm: str) -> pd.DataFrame:
@@ -107,12 +115,11 @@ def _scaling_rows(summary: pd.DataFrame, arm: str) -> pd.DataFrame:
     return rows[np.isclose(frac, frac.max())]
 
 
-def _arms(summary: pd.DataFrame, fits: Mapping[str, Any]) -> list[str]:
-    present = list(dict.fromkeys(summary["arm"].astype(str))) if "arm" in summary else []
-    for kind in fits.values():
-        present += [a for a in kind.get("arms", {}) if a not in present]
-    order = [a for a in ARM_STYLE if a in present]
-    return order + sorted(a for a in present if a not in order)
+def _arms(summary: pd.DataFrame, *docs: Any) -> list[str]:
+    present = list(summary["arm"].astype(str)) if "arm" in summary else []
+    for doc in docs:
+        present += list(doc.arms) if doc is not None else []
+    return order_arms(present)
 
 
 def _usable(summary: pd.DataFrame) -> pd.DataFrame:
@@ -123,27 +130,30 @@ def _usable(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[ok]
 
 
-def plot_loss_vs_compute(summary: pd.DataFrame, frontier: Mapping[str, Any]) -> Figure:
+def _arm_result(doc: Any, arm: str) -> Any:
+    """The arm's result in a fit file (None when the file or the arm is absent)."""
+    return doc.arms.get(arm) if doc is not None else None
+
+
+def plot_loss_vs_compute(summary: pd.DataFrame, frontier: FrontierFile | None) -> Figure:
     """Every cell's test loss vs training FLOPs, each arm's frontier fit with its bootstrap band."""
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     summary = _usable(summary)
     drawn = False
-    for arm in _arms(summary, {"frontier": frontier}):
+    for arm in _arms(summary, frontier):
         colour, marker, label = arm_style(arm)
         rows = _scaling_rows(summary, arm)
         if not rows.empty:
             ax.scatter(rows["flops"], rows["test_mse"], color=colour, marker=marker, s=18, alpha=0.35, lw=0)
             drawn = True
-        res = frontier.get("arms", {}).get(arm, {})
-        if res.get("status") != "ok":
+        res = _arm_result(frontier, arm)
+        if not ok(res):
             continue
-        pts = res["points"]
-        ax.scatter(pts["flops"], pts["test_mse"], color=colour, marker=marker, s=46, edgecolor="k", lw=0.6,
-                   zorder=3)
-        variant = res["variants"][res["primary"]]
-        gamma = variant["params"]["gamma"]
-        gamma_text = _fmt(gamma, variant["bootstrap"])
-        _band(ax, variant["curve"], colour, f"{label}: $\\gamma$ = {gamma_text} ({variant['formula']})")
+        ax.scatter(res.points.flops, res.points.test_mse, color=colour, marker=marker, s=46, edgecolor="k",
+                   lw=0.6, zorder=3)
+        variant: LawResult = res.variants[res.primary]
+        gamma_text = _fmt(variant.params["gamma"], variant.bootstrap)
+        _band(ax, variant.curve, colour, f"{label}: $\\gamma$ = {gamma_text} ({variant.formula})")
         drawn = True
     if not drawn:
         no_data(ax, "no evaluated cells with positive loss and FLOPs")
@@ -158,11 +168,11 @@ def plot_loss_vs_compute(summary: pd.DataFrame, frontier: Mapping[str, Any]) -> 
     return fig
 
 
-def plot_isoflop(summary: pd.DataFrame, isoflop: Mapping[str, Any]) -> Figure:
+def plot_isoflop(summary: pd.DataFrame, isoflop: IsoflopFile | None) -> Figure:
     """Loss vs model size on each budget line, with the fitted parabolas and their minima, one panel per arm."""
     summary = _usable(summary)
     # an arm with a single budget line has no IsoFLOP analysis to show (its reason is in isoflop.json)
-    arms = [a for a in _arms(summary, {"isoflop": isoflop})
+    arms = [a for a in _arms(summary, isoflop)
             if _scaling_rows(summary, a)["budget"].dropna().nunique() >= 2] if not summary.empty else []
     fig, axes = plt.subplots(1, max(1, len(arms)), figsize=(5.2 * max(1, len(arms)), 4.4), squeeze=False)
     if not arms:
@@ -173,28 +183,24 @@ def plot_isoflop(summary: pd.DataFrame, isoflop: Mapping[str, Any]) -> Figure:
     colour_of = {b: cmap(i / max(1, budgets.size - 1) * 0.9) for i, b in enumerate(budgets)}
     for ax, arm in zip(axes[0], arms, strict=False):
         rows = _scaling_rows(summary, arm).dropna(subset=["budget"])
-        res = isoflop.get("arms", {}).get(arm, {})
-        fitted_budgets = res.get("budgets", []) if res.get("status") == "ok" else []
-        per_budget = {round(float(b["budget"]), 6): b for b in fitted_budgets}
+        res = _arm_result(isoflop, arm)
+        per_budget = {round(b.budget, 6): b for b in res.budgets} if ok(res) else {}
         for b, group in rows.groupby("budget"):
             colour = colour_of[float(b)]
             ax.scatter(group["params"], group["test_mse"], color=colour, s=20, label=f"{b:.1e} FLOPs")
             fitted = per_budget.get(round(float(b), 6))
-            if fitted and fitted.get("parabola"):
-                par = fitted["parabola"]
+            if fitted is not None and fitted.parabola is not None:
+                par = fitted.parabola
                 u = np.linspace(np.log(group["params"].min()), np.log(group["params"].max()), 60)
-                ax.plot(np.exp(u), par["c2"] * u ** 2 + par["c1"] * u + par["c0"], color=colour, lw=1.2,
-                        ls="-" if fitted.get("bracketed") else ":")
-                n_opt = fitted["N_opt"]
-                if fitted.get("bracketed"):
-                    err = None
-                    if n_opt.get("lo") is not None and n_opt.get("hi") is not None:
-                        err = [[n_opt["value"] - n_opt["lo"]], [n_opt["hi"] - n_opt["value"]]]
-                    ax.errorbar([n_opt["value"]], [fitted["loss_opt"]], xerr=err, color=colour, marker="*",
+                ax.plot(np.exp(u), par.c2 * u ** 2 + par.c1 * u + par.c0, color=colour, lw=1.2,
+                        ls="-" if fitted.bracketed else ":")
+                n_opt = fitted.N_opt
+                if fitted.bracketed:
+                    err = [[n_opt.value - n_opt.lo], [n_opt.hi - n_opt.value]] if n_opt.has_interval else None
+                    ax.errorbar([n_opt.value], [fitted.loss_opt], xerr=err, color=colour, marker="*",
                                 ms=11, mec="k", mew=0.5, capsize=2)
         colour, _, label = arm_style(arm)
-        ok = res.get("status") == "ok"
-        note = f"a = {_fmt(res['exponents']['a'], res['bootstrap'])}" if ok else res.get("reason", "")
+        note = f"a = {_fmt(res.exponents['a'], res.bootstrap)}" if ok(res) else getattr(res, "reason", "")
         ax.set_title(textwrap.shorten(f"{label}: IsoFLOP curves", 60) + "\n" + textwrap.fill(note, 60),
                      fontsize=9, color=colour)
         log_axes(ax)
@@ -206,34 +212,33 @@ def plot_isoflop(summary: pd.DataFrame, isoflop: Mapping[str, Any]) -> Figure:
     return fig
 
 
-def plot_optimal_allocation(joint: Mapping[str, Any], isoflop: Mapping[str, Any]) -> Figure:
+def plot_optimal_allocation(joint: JointFile | None, isoflop: IsoflopFile | None) -> Figure:
     """N*(C) and S*(C): joint-law curves with bootstrap bands, IsoFLOP minima with intervals and their fit."""
     fig, (ax_n, ax_s) = plt.subplots(1, 2, figsize=(10.5, 4.4))
     drawn = False
-    for arm in _arms(pd.DataFrame(), {"joint": joint, "isoflop": isoflop}):
+    for arm in _arms(pd.DataFrame(), joint, isoflop):
         colour, marker, label = arm_style(arm)
-        jres = joint.get("arms", {}).get(arm, {})
-        if jres.get("status") == "ok":
-            ex = jres["exponents"]
-            boot = jres["fit"]["bootstrap"]
-            _band(ax_n, jres["curves"]["N_opt"], colour, f"{label} joint law: a = {_fmt(ex['a'], boot)}")
-            _band(ax_s, jres["curves"]["S_opt"], colour, f"{label} joint law: b = {_fmt(ex['b'], boot)}")
+        jres = _arm_result(joint, arm)
+        if ok(jres):
+            ex, boot = jres.exponents, jres.fit.bootstrap
+            _band(ax_n, jres.curves["N_opt"], colour, f"{label} joint law: a = {_fmt(ex['a'], boot)}")
+            _band(ax_s, jres.curves["S_opt"], colour, f"{label} joint law: b = {_fmt(ex['b'], boot)}")
             drawn = True
-        ires = isoflop.get("arms", {}).get(arm, {})
-        if ires.get("status") == "ok":
-            rows = [b for b in ires["budgets"] if b.get("bracketed")]
+        ires = _arm_result(isoflop, arm)
+        if ok(ires):
+            rows = [b for b in ires.budgets if b.bracketed]
             for ax, key in ((ax_n, "N_opt"), (ax_s, "S_opt")):
-                c = [b["budget"] for b in rows]
-                v = np.array([b[key]["value"] for b in rows])
-                lo = np.array([b[key]["lo"] if b[key]["lo"] is not None else np.nan for b in rows])
-                hi = np.array([b[key]["hi"] if b[key]["hi"] is not None else np.nan for b in rows])
+                c = [b.budget for b in rows]
+                ests = [getattr(b, key) for b in rows]
+                v = np.array([e.value for e in ests])
+                lo = np.array([e.lo if e.lo is not None else np.nan for e in ests])
+                hi = np.array([e.hi if e.hi is not None else np.nan for e in ests])
                 err = np.vstack([np.nan_to_num(v - lo), np.nan_to_num(hi - v)]) if rows else None
                 ax.errorbar(c, v, yerr=err, color=colour, marker=marker, ls="none", mec="k", mew=0.5, capsize=2,
                             label=f"{label} IsoFLOP minima")
-            ex = ires["exponents"]
-            boot = ires["bootstrap"]
-            _band(ax_n, ires["curves"]["N_opt"], colour, f"{label} IsoFLOP fit: a = {_fmt(ex['a'], boot)}", "--")
-            _band(ax_s, ires["curves"]["S_opt"], colour,
+            ex, boot = ires.exponents, ires.bootstrap
+            _band(ax_n, ires.curves["N_opt"], colour, f"{label} IsoFLOP fit: a = {_fmt(ex['a'], boot)}", "--")
+            _band(ax_s, ires.curves["S_opt"], colour,
                   f"{label} IsoFLOP: b = 1 - a = {_fmt(ex['b_implied'], boot)}", "--")
             drawn = True
     if not drawn:
@@ -252,25 +257,25 @@ def plot_optimal_allocation(joint: Mapping[str, Any], isoflop: Mapping[str, Any]
     return fig
 
 
-def plot_data_efficiency(data: Mapping[str, Any]) -> Figure:
+def plot_data_efficiency(data: DataEfficiencyFile | None) -> Figure:
     """Test loss vs training-set size at fixed compute per arm, with the fitted law and its band."""
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     drawn = False
     x_name = "training trajectories D"
     reasons = []
-    for arm in _arms(pd.DataFrame(), {"data": data}):
-        res = data.get("arms", {}).get(arm, {})
-        if res.get("status") != "ok":
-            reasons.append(f"{arm}: {res.get('reason', 'no fit')}")
+    for arm in _arms(pd.DataFrame(), data):
+        res = _arm_result(data, arm)
+        if not ok(res):
+            reasons.append(f"{arm}: {getattr(res, 'reason', 'no fit')}")
             continue
         colour, marker, label = arm_style(arm)
-        if res.get("x") == "data_fraction":
+        if res.x == "data_fraction":
             x_name = "fraction of the training set"
-        ax.scatter(res["points"]["D"], res["points"]["test_mse"], color=colour, marker=marker, s=30, edgecolor="k",
+        ax.scatter(res.points.D, res.points.test_mse, color=colour, marker=marker, s=30, edgecolor="k",
                    lw=0.5, zorder=3)
-        fit = res["fit"]
-        _band(ax, fit["curve"], colour, f"{label} (size {res['size']}, {res['steps']} steps): "
-                                        f"$\\delta$ = {_fmt(fit['params']['delta'], fit['bootstrap'])}")
+        fit = res.fit
+        _band(ax, fit.curve, colour, f"{label} (size {res.size}, {res.steps} steps): "
+                                     f"$\\delta$ = {_fmt(fit.params['delta'], fit.bootstrap)}")
         drawn = True
     if not drawn:
         no_data(ax, "; ".join(reasons) or "no data-efficiency cells")
@@ -337,13 +342,13 @@ def plot_training_curves(summary: pd.DataFrame, runs_dir: Path | None) -> Figure
     return fig
 
 
-def make_figures(summary: pd.DataFrame, fits: Mapping[str, Any], runs_dir: Path | None = None) -> dict[str, Figure]:
-    """Every figure of the study, by name."""
+def make_figures(summary: pd.DataFrame, fits: Fits, runs_dir: Path | None = None) -> dict[str, Figure]:
+    """Every figure of the study, by name (the names of eqscale.analysis.figures)."""
     return {
-        "loss_vs_compute": plot_loss_vs_compute(summary, fits.get("frontier", {})),
-        "isoflop": plot_isoflop(summary, fits.get("isoflop", {})),
-        "optimal_allocation": plot_optimal_allocation(fits.get("joint", {}), fits.get("isoflop", {})),
-        "data_efficiency": plot_data_efficiency(fits.get("data_efficiency", {})),
+        "loss_vs_compute": plot_loss_vs_compute(summary, fits.frontier),
+        "isoflop": plot_isoflop(summary, fits.isoflop),
+        "optimal_allocation": plot_optimal_allocation(fits.joint, fits.isoflop),
+        "data_efficiency": plot_data_efficiency(fits.data_efficiency),
         "training_curves": plot_training_curves(summary, runs_dir),
     }
 
@@ -373,7 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         print(f"eqscale plot: error: cannot read {args.summary}: {err}", file=sys.stderr)
         return 1
-    fits = read_fits(args.fits_dir)
+    try:
+        fits = read_fits(args.fits_dir)
+    except FitsFileError as err:
+        print(f"eqscale plot: error: {err}", file=sys.stderr)
+        return 1
     for name, fig in make_figures(summary, fits, args.runs).items():
         for path in save_figure(fig, args.out_dir, name):
             print(f"wrote {path}")

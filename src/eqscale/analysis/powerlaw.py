@@ -1,39 +1,30 @@
-"""Power laws fitted in log space with a Huber loss, and their bootstrap: the machinery under fit.py.
+"""Power laws fitted in log space with a Huber loss: the laws, their objective, the point fit and batched refits.
 
 Every law here is a floor E >= 0 (or none) plus one power-law term per input,
 L(x) = E + sum_t A_t*x_t^-p_t, fitted as log L = logsumexp(log E, log A_t - p_t*log x_t) with a Huber
 loss on the log residuals and L-BFGS-B from a grid of starts, best kept (Hoffmann et al. 2022;
-Besiroglu et al. 2024). The bootstrap refits resampled data warm-started from the point fit, all
-resamples at once (optim.batched_lbfgs); it is kept apart from the point fit, which never depends on it.
-Parameters come back as typed tuples (FrontierParams, JointParams, DataParams); results as dataclasses
-that `to_jsonable` turns into plain JSON (NaN -> null).
+Besiroglu et al. 2024). `refit_batch` refits many data sets at once (optim.batched_lbfgs), which is
+what the bootstrap (bootstrap.py) runs on; the point fit never depends on it. Parameters come back as
+typed tuples (FrontierParams, JointParams, DataParams). Nothing here knows about a study.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import warnings
-import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 from scipy.optimize import minimize
 
+from eqscale.analysis.errors import FitError
 from eqscale.analysis.optim import batched_lbfgs, single_threaded_blas
 
 HUBER_DELTA = 1e-3  # on natural-log residuals, as in the Chinchilla replications
-DEFAULT_RESAMPLES = 1000
-DEFAULT_CONFIDENCE = 0.95
 CURVE_POINTS = 60
-
-
-class FitError(ValueError):
-    """A fit cannot be done; the message says why and what it would need."""
 
 
 # ---------------------------------------------------------------- laws and their parameter tuples
@@ -395,235 +386,18 @@ def _batched_minimize(law: Law, prepared: Sequence[tuple[np.ndarray, np.ndarray]
     return theta, np.where(ok, res.fun, np.inf)
 
 
-# ---------------------------------------------------------------- bootstrap
-
-
-@dataclass(frozen=True)
-class BootstrapSamples:
-    """Statistics of the successful resamples (rows) and how many resamples failed."""
-
-    samples: np.ndarray
-    n_resamples: int
-    n_failed: int
-    seed: int
-    stratified_by: str | None
-
-    def info(self, confidence: float) -> dict[str, Any]:
-        """What the JSON records about this bootstrap."""
-        return {"resamples": self.n_resamples, "ok": self.n_resamples - self.n_failed, "failed": self.n_failed,
-                "seed": self.seed, "confidence": confidence, "stratified_by": self.stratified_by}
-
-
-def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval of each column, ignoring NaN; NaN where a column has fewer than two values."""
-    samples = np.atleast_2d(np.asarray(samples, dtype=float))
-    width = samples.shape[1] if samples.ndim == 2 else 0
-    lo, hi = np.full(width, np.nan), np.full(width, np.nan)
-    if samples.shape[0] == 0:
-        return lo, hi
-    enough = np.sum(np.isfinite(samples), axis=0) >= 2
-    if enough.any():
-        q = 100 * np.array([(1 - confidence) / 2, (1 + confidence) / 2])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo[enough], hi[enough] = np.nanpercentile(samples[:, enough], q, axis=0)
-    return lo, hi
-
-
-def resample_index_sets(n_rows: int, *, n_resamples: int, seed: int,
-                        strata: np.ndarray | None = None) -> list[np.ndarray]:
-    """Row indices of each resample, drawn with replacement (within each stratum when strata are given)."""
-    rng = np.random.default_rng(seed)
-    if strata is None:
-        return [rng.integers(0, n_rows, n_rows) for _ in range(n_resamples)]
-    codes = pd.factorize(pd.Series(strata), use_na_sentinel=False)[0]
-    members = [np.flatnonzero(codes == c) for c in range(codes.max() + 1)] if codes.size else []
-    return [np.concatenate([m[rng.integers(0, m.size, m.size)] for m in members]) for _ in range(n_resamples)]
-
-
-def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_rows: int, *, n_resamples: int, seed: int,
-              strata: np.ndarray | None = None, stratified_by: str | None = None) -> BootstrapSamples:
-    """Apply `statistic(indices)` to resampled rows; a resample whose statistic raises FitError is counted failed."""
-    rows: list[np.ndarray] = []
-    failed = 0
-    for idx in resample_index_sets(n_rows, n_resamples=n_resamples, seed=seed, strata=strata):
-        try:
-            rows.append(np.asarray(statistic(idx), dtype=float))
-        except FitError:
-            failed += 1
-    samples = np.vstack(rows) if rows else np.empty((0, 0))
-    return BootstrapSamples(samples, n_resamples, failed, seed, stratified_by)
-
-
-def bootstrap_law(law: Law, point: LawFit, make_data: Callable[[np.ndarray], tuple[Sequence[np.ndarray], np.ndarray]],
-                  n_rows: int, *, n_resamples: int, seed: int, strata: np.ndarray | None = None,
-                  stratified_by: str | None = None,
-                  derived: Callable[[Any], np.ndarray] | None = None) -> BootstrapSamples:
-    """Refit `law` to `make_data(indices)` of every resample, warm-started from the point fit, in one batch.
-
-    Each sample row is the law's parameters, followed by `derived(params)` when given; failed
-    resamples are left out and counted.
-    """
-    datasets: list[tuple[Sequence[np.ndarray], np.ndarray] | None] = []
-    for idx in resample_index_sets(n_rows, n_resamples=n_resamples, seed=seed, strata=strata):
-        try:
-            datasets.append(make_data(idx))
-        except FitError:
-            datasets.append(None)
-    loss_min = min((float(np.min(d[1])) for d in datasets if d is not None and len(d[1])), default=1.0)
-    thetas = refit_batch(law, datasets, bootstrap_starts(law, point.theta, loss_min))
-    rows = []
-    for theta in thetas:
-        if not np.all(np.isfinite(theta)):
-            continue
-        params = law.params(theta)
-        extra = derived(params) if derived is not None else np.empty(0)
-        rows.append(np.concatenate([param_vector(law, params), extra]))
-    samples = np.vstack(rows) if rows else np.empty((0, 0))
-    return BootstrapSamples(samples, n_resamples, n_resamples - len(rows), seed, stratified_by)
-
-
-def arm_seed(seed: int, kind: str, arm: str) -> int:
-    """A stable per-(fit, arm) seed, so adding an arm does not change another arm's resamples."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(f"{kind}/{arm}".encode())]).generate_state(1)[0])
-
-
-# ---------------------------------------------------------------- result records (serialise to JSON)
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A point value and its bootstrap percentile interval (None where no interval could be formed)."""
-
-    value: float
-    lo: float | None = None
-    hi: float | None = None
-
-    @classmethod
-    def of(cls, value: float, lo: float = math.nan, hi: float = math.nan) -> Estimate:
-        """An Estimate with NaN bounds turned into None."""
-        def clean(v: float) -> float | None:
-            return float(v) if v is not None and math.isfinite(v) else None
-        return cls(float(value), clean(lo), clean(hi))
-
-    def excludes(self, reference: float) -> bool | None:
-        """True if the interval lies wholly on one side of `reference`; None without an interval."""
-        if self.lo is None or self.hi is None:
-            return None
-        return self.lo > reference or self.hi < reference
-
-
-@dataclass(frozen=True)
-class Curve:
-    """A fitted curve on a grid of x, with its pointwise bootstrap band."""
-
-    x: np.ndarray
-    value: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A fit that could not be done, and why."""
-
-    reason: str
-    status: str = "skipped"
-
-
-@dataclass(frozen=True)
-class LawResult:
-    """One law fitted to one arm, with intervals on every parameter and a band on its curve."""
-
-    law: str
-    formula: str
-    params: dict[str, Estimate]
-    n_points: int
-    n_rows: int
-    n_params: int
-    rmse_log: float
-    r2_log: float
-    bootstrap: dict[str, Any]
-    curve: Curve | None  # None where the law has several inputs (the joint law's curves are N*, S*, L* vs C)
-    note: str | None = None
-    status: str = "ok"
-    point: LawFit | None = field(default=None, metadata={"json": False})
-    samples: np.ndarray | None = field(default=None, metadata={"json": False})  # bootstrap params, (n_ok, n_params)
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Plain JSON types: dataclasses to dicts (fields marked json=False left out), NaN and inf to None."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if f.metadata.get("json", True)}
-    if isinstance(obj, tuple) and hasattr(obj, "_asdict"):
-        return {k: to_jsonable(v) for k, v in obj._asdict().items()}
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [to_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
-
-
-def _estimates(names: Sequence[str], values: Sequence[float], samples: np.ndarray,
-               confidence: float) -> dict[str, Estimate]:
-    lo, hi = percentile_interval(samples, confidence) if samples.size else (
-        np.full(len(names), np.nan), np.full(len(names), np.nan))
-    return {n: Estimate.of(v, lo[i], hi[i]) for i, (n, v) in enumerate(zip(names, values, strict=True))}
-
-
-def _curve(x: np.ndarray, value: np.ndarray, samples: np.ndarray, confidence: float) -> Curve:
-    lo, hi = percentile_interval(samples, confidence) if samples.size else (
-        np.full(x.size, np.nan), np.full(x.size, np.nan))
-    return Curve(x=x, value=value, lo=lo, hi=hi)
-
-
-def log_grid(lo: float, hi: float, n: int = CURVE_POINTS) -> np.ndarray:
-    """n log-spaced points from lo to hi."""
-    return np.geomspace(lo, hi, n)
-
-
-def fit_with_bootstrap(law: Law, xs: Sequence[np.ndarray], loss: np.ndarray, *, grid: np.ndarray,
-                       n_resamples: int, seed: int, confidence: float,
-                       resample: Callable[[np.ndarray], tuple[Sequence[np.ndarray], np.ndarray]] | None = None,
-                       n_rows: int | None = None, strata: np.ndarray | None = None,
-                       stratified_by: str | None = None, what: str = "fit", note: str | None = None) -> LawResult:
-    """Point fit of a one-input law plus a bootstrap of its parameters and its curve on `grid`.
-
-    `resample(indices)` turns resampled cell indices into the (xs, loss) to refit (default: the rows of
-    xs and loss themselves), so a derived point set such as the frontier is rebuilt per resample.
-    """
-    point = fit_law(law, xs, loss, what=what)
-    if resample is None:
-        def resample(idx: np.ndarray) -> tuple[Sequence[np.ndarray], np.ndarray]:
-            return [np.asarray(x, float)[idx] for x in xs], np.asarray(loss, float)[idx]
-        n_rows = np.asarray(loss).size
-    boot = bootstrap_law(law, point, resample, int(n_rows), n_resamples=n_resamples, seed=seed, strata=strata,
-                         stratified_by=stratified_by, derived=lambda p: np.log(law(p, grid)))
-    k = len(law.param_names)
-    psamples = boot.samples[:, :k] if boot.samples.size else np.empty((0, k))
-    csamples = np.exp(boot.samples[:, k:]) if boot.samples.size else np.empty((0, grid.size))
-    return LawResult(law=law.name, formula=law.formula,
-                     params=_estimates(law.param_names, param_vector(law, point.params), psamples, confidence),
-                     n_points=point.n_points, n_rows=point.n_rows, n_params=law.n_params,
-                     rmse_log=point.rmse_log, r2_log=point.r2_log, bootstrap=boot.info(confidence),
-                     curve=_curve(grid, law(point.params, grid), csamples, confidence), note=note,
-                     point=point, samples=psamples)
-
-
 def param_vector(law: Law, params: Any) -> np.ndarray:
+    """The fitted parameters of `params` as a vector (E left out when the law has no floor)."""
     p = np.asarray(tuple(params), dtype=float)
     return p if law.floor else p[1:]
 
 
 def params_from_vector(law: Law, vector: np.ndarray) -> Any:
+    """Inverse of `param_vector`."""
     v = list(vector)
     return law.params_type(*(v if law.floor else [0.0] + v))
+
+
+def log_grid(lo: float, hi: float, n: int = CURVE_POINTS) -> np.ndarray:
+    """n log-spaced points from lo to hi."""
+    return np.geomspace(lo, hi, n)

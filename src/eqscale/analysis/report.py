@@ -10,24 +10,35 @@ the bootstrap resamples could be refitted (such an interval is not trustworthy).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from eqscale.analysis.fit_cli import read_fits
+from eqscale.analysis.figures import BY_NAME as FIGURE_SPECS
+from eqscale.analysis.figures import FIGURE_NAMES
+from eqscale.analysis.results import (
+    BootstrapInfo,
+    DataEfficiencyFile,
+    Estimate,
+    Fits,
+    FrontierFile,
+    IsoflopFile,
+    JointFile,
+    Skipped,
+    ok,
+)
+from eqscale.analysis.store import FitsFileError, read_fits
 from eqscale.io_utils import atomic_write_text
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
 OVERLAP = "inconclusive (intervals overlap)"
-FIGURE_TITLES = {"loss_vs_compute": "Test loss vs compute (paper's Figure 1)",
-                 "isoflop": "IsoFLOP curves", "optimal_allocation": "Compute-optimal N*(C) and S*(C)",
-                 "data_efficiency": "Data efficiency at fixed compute", "training_curves": "Training curves"}
 CLAIMS = {
     1: "Equivariance improves data efficiency; a transformer trained with data augmentation can close that gap "
        "given enough epochs.",
@@ -49,48 +60,42 @@ def fmt_number(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def fmt_estimate(est: Mapping[str, Any] | None, boot: Mapping[str, Any] | None = None) -> str:
+def fmt_estimate(est: Estimate | None, boot: BootstrapInfo | None = None) -> str:
     """'value [lo, hi]' (or 'value (no interval)'), flagged when few bootstrap resamples could be refitted."""
-    if not est or est.get("value") is None:
+    if est is None or not math.isfinite(est.value):
         return "n/a"
-    if est.get("lo") is None or est.get("hi") is None:
-        return f"{fmt_number(est['value'])} (no interval)"
-    text = f"{fmt_number(est['value'])} [{fmt_number(est['lo'])}, {fmt_number(est['hi'])}]"
-    frac = _ok_fraction(boot)
+    if not est.has_interval:
+        return f"{fmt_number(est.value)} (no interval)"
+    text = f"{fmt_number(est.value)} [{fmt_number(est.lo)}, {fmt_number(est.hi)}]"
+    frac = boot.ok_fraction if boot is not None else None
     if frac is not None and frac < MIN_OK_FRACTION:
         text += f" (interval from {frac:.0%} of resamples)"
     return text
 
 
-def _ok_fraction(boot: Mapping[str, Any] | None) -> float | None:
-    if not boot or not boot.get("resamples"):
-        return None
-    return boot["ok"] / boot["resamples"]
-
-
-def verdict_above(est: Mapping[str, Any] | None, threshold: float, boot: Mapping[str, Any] | None = None) -> str:
+def verdict_above(est: Estimate | None, threshold: float, boot: BootstrapInfo | None = None) -> str:
     """Does the estimate exceed `threshold`? Judged on its interval."""
-    if not est or est.get("value") is None:
+    if est is None or not math.isfinite(est.value):
         return "inconclusive (no estimate)"
-    frac = _ok_fraction(boot)
+    frac = boot.ok_fraction if boot is not None else None
     if frac is not None and frac < MIN_OK_FRACTION:
         return f"inconclusive (only {frac:.0%} of bootstrap resamples could be refitted)"
-    if est.get("lo") is None or est.get("hi") is None:
+    if not est.has_interval:
         return "inconclusive (no interval: run the fit with bootstrap resamples)"
-    if est["lo"] > threshold:
+    if est.lo > threshold:
         return SUPPORTED
-    if est["hi"] < threshold:
+    if est.hi < threshold:
         return NOT_SUPPORTED
     return OVERLAP
 
 
-def verdict_below(est: Mapping[str, Any] | None, threshold: float, boot: Mapping[str, Any] | None = None) -> str:
+def verdict_below(est: Estimate | None, threshold: float, boot: BootstrapInfo | None = None) -> str:
     """Is the estimate below `threshold`? Judged on its interval."""
     v = verdict_above(est, threshold, boot)
     return {SUPPORTED: NOT_SUPPORTED, NOT_SUPPORTED: SUPPORTED}.get(v, v)
 
 
-def verdict_includes(est: Mapping[str, Any] | None, value: float, boot: Mapping[str, Any] | None = None) -> str:
+def verdict_includes(est: Estimate | None, value: float, boot: BootstrapInfo | None = None) -> str:
     """Is the estimate consistent with `value` (its interval contains it)?"""
     v = verdict_above(est, value, boot)
     if v == OVERLAP:
@@ -118,52 +123,72 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
-def _skip_reason(res: Mapping[str, Any] | None, what: str) -> str:
-    if not res:
+def _skip_reason(res: Any, what: str) -> str:
+    if res is None:
         return f"no {what}"
-    return f"{what} skipped: {res.get('reason', 'unknown reason')}"
+    return f"{what} skipped: {getattr(res, 'reason', 'unknown reason')}"
+
+
+def _comparisons(doc: Any) -> dict[str, Any]:
+    """A fit file's comparisons by key ({} when they were skipped as a whole or the file is absent)."""
+    if doc is None or isinstance(doc.comparisons, Skipped):
+        return {}
+    return doc.comparisons
+
+
+def _comparison_reason(doc: Any, key: str) -> str:
+    comp = _comparisons(doc).get(key)
+    if isinstance(comp, Skipped):
+        return comp.reason
+    if doc is not None and isinstance(doc.comparisons, Skipped):
+        return doc.comparisons.reason
+    return "no comparison"
+
+
+def _worst(*boots: BootstrapInfo | None) -> BootstrapInfo | None:
+    """The bootstrap with the smallest share of refitted resamples."""
+    return min((b for b in boots if b is not None), key=lambda b: b.ok / max(1, b.resamples), default=None)
 
 
 # ---------------------------------------------------------------- findings
 
 
-def finding_1(data: Mapping[str, Any]) -> tuple[list[list[str]], str]:
+def finding_1(data: DataEfficiencyFile | None) -> tuple[list[list[str]], str]:
     """Data efficiency: rows and the overall verdict."""
     rows: list[list[str]] = []
-    comps = data.get("comparisons", {})
-    arms = data.get("arms", {})
+    comps = _comparisons(data)
+    arms = data.arms if data is not None else {}
     for arm, res in arms.items():
-        if res.get("status") == "ok":
-            fit = res["fit"]
-            note = f"; {fit['note']}" if fit.get("note") else ""
-            rows.append([f"{arm}: data exponent delta ({fit['formula']}, size {res['size']}, {res['steps']} steps)",
-                         "-", fmt_estimate(fit["params"]["delta"], fit["bootstrap"]) + note, "(context)"])
+        if ok(res):
+            fit = res.fit
+            note = f"; {fit.note}" if fit.note else ""
+            rows.append([f"{arm}: data exponent delta ({fit.formula}, size {res.size}, {res.steps} steps)",
+                         "-", fmt_estimate(fit.params["delta"], fit.bootstrap) + note, "(context)"])
         else:
             rows.append([f"{arm}: data-efficiency fit", "-", _skip_reason(res, "fit"), "inconclusive (no fit)"])
     parts: list[str] = []
-    boot_of = {arm: res.get("fit", {}).get("bootstrap") for arm, res in arms.items() if res.get("status") == "ok"}
+    boot_of = {arm: res.fit.bootstrap for arm, res in arms.items() if ok(res)}
 
-    def worst_boot(*names: str) -> Mapping[str, Any] | None:
-        boots = [boot_of.get(n) for n in names if boot_of.get(n)]
-        return min(boots, key=lambda b: b["ok"] / max(1, b["resamples"]), default=None)
+    def worst_boot(*names: str) -> BootstrapInfo | None:
+        return _worst(*(boot_of.get(n) for n in names))
 
-    def comparison(key: str) -> Mapping[str, Any] | None:
-        comp = comps.get(key, {})
-        return comp if comp.get("status") == "ok" else None
+    def comparison(key: str) -> Any:
+        comp = comps.get(key)
+        return comp if ok(comp) else None
 
     def missing(key: str) -> str:
-        return f"inconclusive ({comps.get(key, {}).get('reason') or comps.get('reason') or 'no comparison'})"
+        return f"inconclusive ({_comparison_reason(data, key)})"
 
     # 1a: GATr's loss grows less than the transformer's when the training set shrinks
     base = comparison("transformer/gatr")
     if base:
-        ds, dl = fmt_number(base["D_small"]), fmt_number(base["D_large"])
-        v1a = verdict_above(base["degradation_ratio"], 1.0, worst_boot("transformer", "gatr"))
+        ds, dl = fmt_number(base.D_small), fmt_number(base.D_large)
+        v1a = verdict_above(base.degradation_ratio, 1.0, worst_boot("transformer", "gatr"))
         rows.append([f"data-efficiency gap: [L(D={ds}) / L(D={dl})] of the transformer over that of GATr",
-                     "> 1 (GATr suffers less from less data)", fmt_estimate(base["degradation_ratio"]), v1a])
+                     "> 1 (GATr suffers less from less data)", fmt_estimate(base.degradation_ratio), v1a])
         rows.append([f"loss ratio transformer / GATr at D = {ds} (most epochs)", "> 1",
-                     fmt_estimate(base["ratio_at_small"]), "(context)"])
-        rows.append([f"loss ratio transformer / GATr at D = {dl}", "-", fmt_estimate(base["ratio_at_large"]),
+                     fmt_estimate(base.ratio_at_small), "(context)"])
+        rows.append([f"loss ratio transformer / GATr at D = {dl}", "-", fmt_estimate(base.ratio_at_large),
                      "(context)"])
     else:
         v1a = missing("transformer/gatr")
@@ -172,8 +197,8 @@ def finding_1(data: Mapping[str, Any]) -> tuple[list[list[str]], str]:
     # 1b: with augmentation the transformer's gap to GATr closes (at the smallest set, i.e. most epochs)
     aug = comparison("transformer+aug/gatr")
     if aug:
-        ds, dl = fmt_number(aug["D_small"]), fmt_number(aug["D_large"])
-        above = verdict_above(aug["degradation_ratio"], 1.0, worst_boot("transformer+aug", "gatr"))
+        ds, dl = fmt_number(aug.D_small), fmt_number(aug.D_large)
+        above = verdict_above(aug.degradation_ratio, 1.0, worst_boot("transformer+aug", "gatr"))
         if above == SUPPORTED:
             v1b = f"{NOT_SUPPORTED} (a gap remains with augmentation)"
         elif above in (NOT_SUPPORTED, OVERLAP):
@@ -181,14 +206,14 @@ def finding_1(data: Mapping[str, Any]) -> tuple[list[list[str]], str]:
         else:
             v1b = above
         rows.append([f"data-efficiency gap: transformer+aug over GATr (D = {ds} vs {dl})",
-                     "about 1 or below (augmentation closes the gap)", fmt_estimate(aug["degradation_ratio"]), v1b])
-        rows.append([f"loss ratio transformer+aug / GATr at D = {ds}", "-", fmt_estimate(aug["ratio_at_small"]),
+                     "about 1 or below (augmentation closes the gap)", fmt_estimate(aug.degradation_ratio), v1b])
+        rows.append([f"loss ratio transformer+aug / GATr at D = {ds}", "-", fmt_estimate(aug.ratio_at_small),
                      "(context)"])
         gain = comparison("transformer/transformer+aug")
         if gain:
-            rows.append([f"loss ratio transformer / transformer+aug at D = {fmt_number(gain['D_small'])}",
-                         "> 1 (augmentation helps)", fmt_estimate(gain["ratio_at_small"]),
-                         verdict_above(gain["ratio_at_small"], 1.0, worst_boot("transformer", "transformer+aug"))])
+            rows.append([f"loss ratio transformer / transformer+aug at D = {fmt_number(gain.D_small)}",
+                         "> 1 (augmentation helps)", fmt_estimate(gain.ratio_at_small),
+                         verdict_above(gain.ratio_at_small, 1.0, worst_boot("transformer", "transformer+aug"))])
     else:
         v1b = missing("transformer+aug/gatr")
         rows.append(["data-efficiency gap transformer+aug vs GATr", "about 1", "n/a", v1b])
@@ -196,47 +221,46 @@ def finding_1(data: Mapping[str, Any]) -> tuple[list[list[str]], str]:
     return rows, combine(parts)
 
 
-def finding_2(frontier: Mapping[str, Any]) -> tuple[list[list[str]], str]:
+def finding_2(frontier: FrontierFile | None) -> tuple[list[list[str]], str]:
     """Power law in compute, GATr better at every budget by a similar factor."""
     rows: list[list[str]] = []
     parts: list[str] = []
+    arms = frontier.arms if frontier is not None else {}
     for arm in ("gatr", "transformer"):
-        res = frontier.get("arms", {}).get(arm)
-        if not res or res.get("status") != "ok":
+        res = arms.get(arm)
+        if not ok(res):
             rows.append([f"{arm}: power law in compute", "power law", _skip_reason(res, "frontier fit"),
                          "inconclusive (no fit)"])
             parts.append("inconclusive")
             continue
-        for name, variant in res["variants"].items():
-            if variant.get("status") != "ok":
-                rows.append([f"{arm}: frontier {name}", "-", f"skipped: {variant['reason']}", "(context)"])
+        for name, variant in res.variants.items():
+            if not ok(variant):
+                rows.append([f"{arm}: frontier {name}", "-", f"skipped: {variant.reason}", "(context)"])
                 continue
-            primary = name == res["primary"]
-            r2 = variant["r2_log"]
-            quantity = (f"{arm}: gamma of {variant['formula']} ({variant['n_points']} frontier points; "
-                        f"R^2 (log) = {fmt_number(r2)}, RMSE (log) = {fmt_number(variant['rmse_log'])})")
+            primary = name == res.primary
+            r2 = variant.r2_log
+            quantity = (f"{arm}: gamma of {variant.formula} ({variant.n_points} frontier points; "
+                        f"R^2 (log) = {fmt_number(r2)}, RMSE (log) = {fmt_number(variant.rmse_log)})")
             if primary:
-                v = SUPPORTED if r2 is not None and r2 >= POWER_LAW_R2 else (
+                v = SUPPORTED if math.isfinite(r2) and r2 >= POWER_LAW_R2 else (
                     f"{NOT_SUPPORTED} (R^2 below {POWER_LAW_R2})")
                 parts.append(v)
             else:
                 v = "(context)"
-            gamma = fmt_estimate(variant["params"]["gamma"], variant["bootstrap"])
+            gamma = fmt_estimate(variant.params["gamma"], variant.bootstrap)
             rows.append([quantity, "power law" if primary else "-", gamma, v])
-    comp = frontier.get("comparisons", {}).get("transformer/gatr")
-    if comp and comp.get("status") == "ok" and comp.get("at_budget"):
-        boots = [frontier["arms"][a]["variants"][frontier["arms"][a]["primary"]]["bootstrap"]
-                 for a in ("gatr", "transformer")]
-        worst = min(boots, key=lambda b: b["ok"] / max(1, b["resamples"]))
+    comp = _comparisons(frontier).get("transformer/gatr")
+    if ok(comp) and comp.at_budget:
+        worst = _worst(*(arms[a].variants[arms[a].primary].bootstrap for a in ("gatr", "transformer")))
         verdicts = []
-        for point in comp["at_budget"]:
-            v = verdict_above(point["ratio"], 1.0, worst)
+        for point in comp.at_budget:
+            v = verdict_above(point.ratio, 1.0, worst)
             verdicts.append(v)
-            rows.append([f"loss ratio transformer / GATr at {fmt_number(point['budget'])} FLOPs", "> 1",
-                         fmt_estimate(point["ratio"]), v])
+            rows.append([f"loss ratio transformer / GATr at {fmt_number(point.budget)} FLOPs", "> 1",
+                         fmt_estimate(point.ratio), v])
         every = combine(verdicts)
         parts.append(every)
-        gd = comp.get("gamma_difference")
+        gd = comp.gamma_difference
         if gd:
             v = verdict_includes(gd, 0.0)
             if v == NOT_SUPPORTED:
@@ -245,48 +269,44 @@ def finding_2(frontier: Mapping[str, Any]) -> tuple[list[list[str]], str]:
                          fmt_estimate(gd), v])
             parts.append(v)
     else:
-        reason = (comp or {}).get("reason") or frontier.get("comparisons", {}).get("reason") or "no comparison"
+        reason = _comparison_reason(frontier, "transformer/gatr")
         rows.append(["loss ratio transformer / GATr per budget", "> 1 at every budget", "n/a",
                      f"inconclusive ({reason})"])
         parts.append("inconclusive")
     return rows, combine(parts)
 
 
-def finding_3(joint: Mapping[str, Any], isoflop: Mapping[str, Any]) -> tuple[list[list[str]], str]:
+def finding_3(joint: JointFile | None, isoflop: IsoflopFile | None) -> tuple[list[list[str]], str]:
     """Compute-optimal allocation: a < 0.5 for the transformer, a > 0.5 for GATr."""
     rows: list[list[str]] = []
     parts: list[str] = []
     expect = {"transformer": ("< 0.5 (steps grow faster)", verdict_below),
               "gatr": ("> 0.5 (size grows faster)", verdict_above)}
     for arm, (paper, judge) in expect.items():
-        jres = joint.get("arms", {}).get(arm)
-        if jres and jres.get("status") == "ok":
-            fit = jres["fit"]
-            v = judge(jres["exponents"]["a"], 0.5, fit["bootstrap"])
-            p = fit["params"]
+        jres = joint.arms.get(arm) if joint is not None else None
+        if ok(jres):
+            fit = jres.fit
+            v = judge(jres.exponents["a"], 0.5, fit.bootstrap)
+            p = fit.params
             rows.append([f"{arm}: a in N* ~ C^a, joint law (alpha = {fmt_estimate(p['alpha'])}, "
-                         f"beta = {fmt_estimate(p['beta'])}; {fit['n_points']} cells, R^2 (log) = "
-                         f"{fmt_number(fit['r2_log'])})", paper,
-                         fmt_estimate(jres["exponents"]["a"], fit["bootstrap"]), v])
+                         f"beta = {fmt_estimate(p['beta'])}; {fit.n_points} cells, R^2 (log) = "
+                         f"{fmt_number(fit.r2_log)})", paper, fmt_estimate(jres.exponents["a"], fit.bootstrap), v])
             parts.append(v)
         else:
             rows.append([f"{arm}: a, joint law", paper, _skip_reason(jres, "joint fit"), "inconclusive (no fit)"])
-        ires = isoflop.get("arms", {}).get(arm)
-        if ires and ires.get("status") == "ok":
-            v = judge(ires["exponents"]["a"], 0.5, ires["bootstrap"])
-            rows.append([f"{arm}: a, IsoFLOP minima ({ires['n_points']} budgets; cross-check)", paper,
-                         fmt_estimate(ires["exponents"]["a"], ires["bootstrap"]), v])
-            if not (jres and jres.get("status") == "ok"):
+        ires = isoflop.arms.get(arm) if isoflop is not None else None
+        if ok(ires):
+            v = judge(ires.exponents["a"], 0.5, ires.bootstrap)
+            rows.append([f"{arm}: a, IsoFLOP minima ({ires.n_points} budgets; cross-check)", paper,
+                         fmt_estimate(ires.exponents["a"], ires.bootstrap), v])
+            if not ok(jres):
                 parts.append(v)
         else:
             rows.append([f"{arm}: a, IsoFLOP minima (cross-check)", paper, _skip_reason(ires, "IsoFLOP fit"),
                          "inconclusive (no fit)"])
-    comp = joint.get("comparisons", {}).get("transformer-gatr")
-    if comp and comp.get("status") == "ok":
-        diff = comp["a_difference"]
-        flipped = {"value": -diff["value"],
-                   "lo": -diff["hi"] if diff.get("hi") is not None else None,
-                   "hi": -diff["lo"] if diff.get("lo") is not None else None}
+    comp = _comparisons(joint).get("transformer-gatr")
+    if ok(comp):
+        flipped = comp.a_difference.map(lambda x: -x, decreasing=True)
         v = verdict_above(flipped, 0.0)
         rows.append(["a(GATr) - a(transformer), joint law", "> 0 (the allocations differ)", fmt_estimate(flipped), v])
         parts.append(v)
@@ -323,30 +343,35 @@ def _study_lines(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _skipped_lines(fits: Mapping[str, Any]) -> list[str]:
+def _docs(fits: Fits) -> dict[str, Any]:
+    return {f.name: getattr(fits, f.name) for f in dataclasses.fields(fits) if getattr(fits, f.name) is not None}
+
+
+def _skipped_lines(fits: Fits) -> list[str]:
     lines = []
-    for kind, doc in fits.items():
-        for arm, res in doc.get("arms", {}).items():
-            if res.get("status") != "ok":
-                lines.append(f"- {kind} / {arm}: {res.get('reason')}")
+    for kind, doc in _docs(fits).items():
+        for arm, res in doc.arms.items():
+            if isinstance(res, Skipped):
+                lines.append(f"- {kind} / {arm}: {res.reason}")
     return lines
 
 
-def render_report(summary: pd.DataFrame, fits: Mapping[str, Any], figures_dir: Path, out: Path) -> str:
+def render_report(summary: pd.DataFrame, fits: Fits, figures_dir: Path, out: Path) -> str:
     """The report's markdown text."""
-    boot = next((doc.get("bootstrap") for doc in fits.values() if doc.get("bootstrap")), {}) or {}
-    conf = boot.get("confidence", 0.95)
+    settings = next((doc.bootstrap for doc in _docs(fits).values()), None)
+    conf = settings.confidence if settings is not None else 0.95
+    resamples, seed = (settings.resamples, settings.seed) if settings is not None else (0, 0)
     lines = ["# eqscale: does equivariance matter at scale?", "",
              "Our measurements against the findings of Brehmer et al. 2024 (arXiv 2410.23179).", "",
              "## The study", ""]
     lines += _study_lines(summary)
-    lines += [f"- Intervals: {conf:.0%} percentile bootstrap over cells, {boot.get('resamples', 0)} resamples "
-              f"(seed {boot.get('seed', 0)}); a verdict needs the interval wholly on one side of the paper's "
+    lines += [f"- Intervals: {conf:.0%} percentile bootstrap over cells, {resamples} resamples "
+              f"(seed {seed}); a verdict needs the interval wholly on one side of the paper's "
               f"claim, and at least {MIN_OK_FRACTION:.0%} of resamples refitted.", ""]
     verdicts = {}
-    sections = [(1, "Data efficiency", finding_1(fits.get("data_efficiency", {})), ["data_efficiency"]),
-                (2, "Scaling with compute", finding_2(fits.get("frontier", {})), ["loss_vs_compute"]),
-                (3, "Compute-optimal allocation", finding_3(fits.get("joint", {}), fits.get("isoflop", {})),
+    sections = [(1, "Data efficiency", finding_1(fits.data_efficiency), ["data_efficiency"]),
+                (2, "Scaling with compute", finding_2(fits.frontier), ["loss_vs_compute"]),
+                (3, "Compute-optimal allocation", finding_3(fits.joint, fits.isoflop),
                  ["optimal_allocation", "isoflop"])]
     for number, title, (rows, verdict), figs in sections:
         verdicts[number] = verdict
@@ -359,7 +384,7 @@ def render_report(summary: pd.DataFrame, fits: Mapping[str, Any], figures_dir: P
     lines += ["## Summary", "", "| Finding | Verdict |", "|---|---|"]
     lines += [f"| {n}. {CLAIMS[n]} | {verdicts[n]} |" for n in sorted(verdicts)]
     lines += ["", "## Figures", ""]
-    for name in FIGURE_TITLES:
+    for name in FIGURE_NAMES:
         lines += _figure_links(name, figures_dir, out, image=name == "training_curves")
     skipped = _skipped_lines(fits)
     if skipped:
@@ -371,9 +396,10 @@ def _figure_links(name: str, figures_dir: Path, out: Path, image: bool = True) -
     """Links to a figure's PNG and PDF (relative to the report), with the image inline when it exists."""
     rel = Path(os.path.relpath(Path(figures_dir) / name, Path(out).parent)).as_posix()
     exists = (Path(figures_dir) / f"{name}.png").exists()
-    lines = [f"- {FIGURE_TITLES[name]}{'' if exists else ' (not drawn yet)'}: [PNG]({rel}.png), [PDF]({rel}.pdf)"]
+    title = FIGURE_SPECS[name].title
+    lines = [f"- {title}{'' if exists else ' (not drawn yet)'}: [PNG]({rel}.png), [PDF]({rel}.pdf)"]
     if exists and image:
-        lines += ["", f"  ![{FIGURE_TITLES[name]}]({rel}.png)", ""]
+        lines += ["", f"  ![{title}]({rel}.png)", ""]
     return lines
 
 
@@ -390,7 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         print(f"eqscale report: error: cannot read {args.summary}: {err}", file=sys.stderr)
         return 1
-    text = render_report(summary, read_fits(args.fits_dir), args.figures_dir, args.out)
+    try:
+        fits = read_fits(args.fits_dir)
+    except FitsFileError as err:
+        print(f"eqscale report: error: {err}", file=sys.stderr)
+        return 1
+    text = render_report(summary, fits, args.figures_dir, args.out)
     atomic_write_text(args.out, text)
     print(f"wrote {args.out}")
     return 0
