@@ -7,6 +7,7 @@ import pytest
 import dataclasses
 
 from eqscale.analysis import report as R
+from eqscale.analysis.figures import FIGURE_NAMES
 from eqscale.analysis.report import fmt_estimate, fmt_number, main, render_report
 from eqscale.analysis.results import BootstrapInfo, Estimate, Skipped
 from eqscale.analysis.store import write_fits
@@ -43,8 +44,21 @@ def test_report_states_verdicts_cells_compute_and_links(rendered, study):
     assert f"- Cells: {len(study)} (gatr: " in text
     assert f"- Total training compute: {fmt_number(float(study['flops'].sum()))} FLOPs" in text
     assert "[PNG](figures/loss_vs_compute.png)" in text and "![Test loss vs compute" in text
-    assert "IsoFLOP curves (not drawn yet): [PNG](figures/isoflop.png)" in text
+    assert "- IsoFLOP curves: [PNG](figures/isoflop.png), [PDF](figures/isoflop.pdf)" in text
+    assert "not drawn" not in text
     assert "isoflop / transformer+aug: IsoFLOP of transformer+aug: needs at least 2 budgets" in text
+
+
+def test_report_text_does_not_depend_on_whether_figures_exist(tmp_path, study, study_fits):
+    # the report may be written before or after the plot stage: neither may leave a stale note
+    before = render_report(study, study_fits, tmp_path / "figures", tmp_path / "report.md")
+    (tmp_path / "figures").mkdir()
+    for name in FIGURE_NAMES:
+        (tmp_path / "figures" / f"{name}.png").write_bytes(b"png")
+    after = render_report(study, study_fits, tmp_path / "figures", tmp_path / "report.md")
+    assert before == after
+    for name in FIGURE_NAMES:
+        assert f"({'figures'}/{name}.png)" in after
 
 
 def test_verdict_rules():

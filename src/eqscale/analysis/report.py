@@ -393,12 +393,15 @@ def render_report(summary: pd.DataFrame, fits: Fits, figures_dir: Path, out: Pat
 
 
 def _figure_links(name: str, figures_dir: Path, out: Path, image: bool = True) -> list[str]:
-    """Links to a figure's PNG and PDF (relative to the report), with the image inline when it exists."""
+    """Links to a figure's PNG and PDF (relative to the report), and the image inline.
+
+    The same text whether or not the figure exists yet: the report may be written before the plot
+    stage, and a note such as "not drawn yet" would stay in a finished run's report.
+    """
     rel = Path(os.path.relpath(Path(figures_dir) / name, Path(out).parent)).as_posix()
-    exists = (Path(figures_dir) / f"{name}.png").exists()
     title = FIGURE_SPECS[name].title
-    lines = [f"- {title}{'' if exists else ' (not drawn yet)'}: [PNG]({rel}.png), [PDF]({rel}.pdf)"]
-    if exists and image:
+    lines = [f"- {title}: [PNG]({rel}.png), [PDF]({rel}.pdf)"]
+    if image:
         lines += ["", f"  ![{title}]({rel}.png)", ""]
     return lines
 
