@@ -2,8 +2,9 @@
 
 import pytest
 
+from eqscale.cells import Cell, CellError
 from eqscale.config import ConfigError, validate_config
-from eqscale.grid import Cell, GridError, build_grid, cell_dir, nominal_faces_per_scene, parse_cell_dir
+from eqscale.grid import DATA_EFFICIENCY, SCALING, GridError, build_grid, nominal_faces_per_scene
 
 PER_STEP = {("gatr", "xxs"): 1e9, ("gatr", "xs"): 4e9, ("gatr", "s"): 1.6e10,
             ("transformer", "xxs"): 5e8, ("transformer", "xs"): 2e9, ("transformer", "s"): 8e9}
@@ -27,8 +28,11 @@ def test_scaling_cells_are_isoflop_lines():
     for cell in scaling:
         assert cell.steps == int(1e12 // fake_flops(cell.model, cell.size, 8, 0))
         assert cell.budget == 1e12
-    # the data-efficiency GATr cell at the same budget and fraction 1 is the same cell: it runs once
+    # the data-efficiency GATr cell at the same budget and fraction 1 is the same cell: it runs once,
+    # planned by both designs
     assert len(cells) == len({c.dir for c in cells}) == 6
+    both = [c for c in cells if c.designs == {SCALING, DATA_EFFICIENCY}]
+    assert len(both) == 1 and both[0].model == "gatr" and both[0].size == "xs"
 
 
 def test_min_steps_drops_too_large_models_but_not_whole_budgets():
@@ -41,7 +45,7 @@ def test_min_steps_drops_too_large_models_but_not_whole_budgets():
 
 def test_budget_below_one_step_names_the_cell():
     config = grid_config(scaling_budgets=[1e8])
-    with pytest.raises(GridError, match=r"grid cell gatr/size~xxs at budget 1e\+08.*less than one optimizer step"):
+    with pytest.raises(GridError, match=r"grid cell gatr/size~xxs/budget~1e08/.*: budget 1e\+08 FLOPs is less than one optimizer step"):
         build_grid(config, fake_flops)
 
 
@@ -64,11 +68,29 @@ def test_seeds_multiply_cells_and_paths_round_trip():
     cells = build_grid(config, fake_flops)
     assert {c.seed for c in cells} == {0, 1}
     for cell in cells:
-        parsed = parse_cell_dir(cell.dir)
-        assert Cell(**parsed) == cell
-    assert cell_dir("gatr", "s", 2400, 0.25, False, 0) == "results/runs/gatr/size~s/steps~2400/data~0.25/aug~0/seed~0"
-    with pytest.raises(ValueError, match="not a cell directory"):
-        parse_cell_dir("results/runs/gatr/s/2400")
+        assert Cell.from_dir(cell.dir) == cell
+        assert Cell.from_dir("/some/prefix/" + cell.dir + "/") == cell
+        assert Cell.from_wildcards(cell.wildcards) == cell
+        assert Cell.from_record(cell.as_record()) == cell
+    cell = Cell("gatr", "s", 2.5e12, 0.25, False, 0)
+    assert cell.dir == "results/runs/gatr/size~s/budget~2.5e12/data~0.25/aug~0/seed~0"
+    assert cell.arm == "gatr" and Cell("transformer", "s", 1e12, 1.0, True, 0).arm == "transformer+aug"
+    with pytest.raises(CellError, match="not a cell directory"):
+        Cell.from_dir("results/runs/gatr/s/2400")
+
+
+@pytest.mark.parametrize("fields, reason", [
+    (dict(model="mlp"), "unknown model 'mlp'"),
+    (dict(size="a/b"), "may only hold"),
+    (dict(budget=float("nan")), "not a positive finite"),
+    (dict(budget=-1.0), "not a positive finite"),
+    (dict(data_fraction=0.0), "outside"),
+    (dict(seed=-1), "not a non-negative integer"),
+])
+def test_impossible_cells_are_refused(fields, reason):
+    base = dict(model="gatr", size="xs", budget=1e12, data_fraction=1.0, augment=False, seed=0)
+    with pytest.raises(CellError, match=reason):
+        Cell(**{**base, **fields})
 
 
 def test_nominal_faces_are_the_expected_padded_scene():

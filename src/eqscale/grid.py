@@ -1,86 +1,39 @@
 """The study grid: which cells to train, generated from the config in one place.
 
-A cell is one training run: (model, size, steps, data fraction, augmentation, seed). Two grids
-make the study:
+Two designs make the study, both crossed with the seeds:
 
-* the scaling grid: compute budgets x model sizes per model; each cell's number of steps is its
-  budget divided by the model's analytic FLOPs per optimizer step, so every budget is an IsoFLOP
-  line;
+* the scaling grid: compute budgets x model sizes per model; each cell trains for its budget divided
+  by the FLOPs of one optimizer step of its size, so every budget is an IsoFLOP line;
 * the data-efficiency grid: data fractions x arms (transformer, transformer + augmentation, GATr)
   at one fixed budget.
 
-Both are crossed with the seeds; a cell that both grids (or a repeated config entry) produce runs
-once. `cell_dir` is the only place that turns a cell into a path; the Snakemake rules and the
-analysis read paths through it and `parse_cell_dir`.
+A cell that both designs (or a repeated config entry) produce runs once and records both designs.
+Cells and their paths live in `eqscale.cells`; this module decides which cells exist and plans
+their steps.
 
-FLOPs accounting for the grid assumes every scene is padded to the expected largest scene of its
+FLOPs accounting for the plan assumes every scene is padded to the expected largest scene of its
 batch, each object with the full face budget (`nominal_faces_per_scene`): the loader pads a batch
 to its largest scene and the models spend FLOPs on the padding, so the mean scene would undercount
 a step by ~1.7x (attention is quadratic in the padded length). Every run counts its actual FLOPs
-from its real batches into run.json, and the fits use those; on the default config they land
-within ~10% of the budget.
+from its real batches into run.json, and the fits use those.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import replace
 
+from eqscale.cells import Cell, CellError, format_budget, format_fraction, parse_arm
 from eqscale.config import ConfigError
 
-MODELS = ("gatr", "transformer")
-CELL_DIR_RE = re.compile(
-    r"(?:^|/)runs/(?P<model>[a-z]+)/size~(?P<size>[A-Za-z0-9_.-]+)/steps~(?P<steps>\d+)/"
-    r"data~(?P<data_fraction>[0-9.e-]+)/aug~(?P<augment>[01])/seed~(?P<seed>\d+)/?$"
-)
+SCALING, DATA_EFFICIENCY = "scaling", "data_efficiency"
+MAX_STEPS = 10**9  # no cell of any study trains this long; above it a budget is a typo
+
+FlopsPerStep = Callable[[str, str, int, int], float]  # (model, size, batch size, faces per scene) -> FLOPs
 
 
 class GridError(ConfigError):
     """The grid in the config cannot be built; the message names the cell or the key."""
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One training run of the study."""
-
-    model: str
-    size: str
-    steps: int
-    data_fraction: float
-    augment: bool
-    seed: int
-    budget: float | None = field(default=None, compare=False, hash=False)
-
-    @property
-    def dir(self) -> str:
-        """The cell's run directory (relative to the working directory)."""
-        return cell_dir(self.model, self.size, self.steps, self.data_fraction, self.augment, self.seed)
-
-    @property
-    def arm(self) -> str:
-        """Model plus '+aug' when trained with augmentation (the analysis groups by arm)."""
-        return self.model + ("+aug" if self.augment else "")
-
-
-def format_fraction(fraction: float) -> str:
-    """Shortest exact-enough text for a data fraction ('1', '0.25')."""
-    return f"{fraction:.6g}"
-
-
-def cell_dir(model: str, size: str, steps: int, data_fraction: float, augment: bool, seed: int) -> str:
-    """results/runs/<model>/size~<size>/steps~<steps>/data~<fraction>/aug~<0|1>/seed~<seed>."""
-    return (f"results/runs/{model}/size~{size}/steps~{int(steps)}/data~{format_fraction(data_fraction)}/"
-            f"aug~{int(bool(augment))}/seed~{int(seed)}")
-
-
-def parse_cell_dir(path: str) -> dict:
-    """Inverse of `cell_dir` (accepts any prefix before `runs/`)."""
-    match = CELL_DIR_RE.search(str(path).rstrip("/"))
-    if not match:
-        raise ValueError(f"{path!r} is not a cell directory (expected .../runs/<model>/size~S/steps~N/data~F/aug~A/seed~K)")
-    d = match.groupdict()
-    return {"model": d["model"], "size": d["size"], "steps": int(d["steps"]),
-            "data_fraction": float(d["data_fraction"]), "augment": d["augment"] == "1", "seed": int(d["seed"])}
 
 
 def expected_max_objects(min_objects: int, max_objects: int, batch_size: int) -> float:
@@ -102,52 +55,88 @@ def steps_for_budget(budget: float, flops_per_step: float) -> int:
     return int(budget // flops_per_step)
 
 
-def build_grid(config: dict, flops_per_step=None) -> list[Cell]:
-    """Every cell of the study, deduplicated, in a stable order; GridError names a bad cell."""
-    if flops_per_step is None:
-        from eqscale.models.registry import flops_per_step
+def _default_flops_per_step() -> FlopsPerStep:
+    from eqscale.models.registry import flops_per_step
+
+    return flops_per_step
+
+
+def nominal_flops_per_step(model: str, size: str, config: dict, flops_per_step: FlopsPerStep | None = None) -> float:
+    """Analytic FLOPs of one optimizer step of (model, size) on the study's nominal batch; KeyError for a bad size."""
+    count = flops_per_step or _default_flops_per_step()
+    return float(count(model, size, config["training"]["batch_size"], nominal_faces_per_scene(config)))
+
+
+def plan_cell(cell: Cell, config: dict, flops_per_step: FlopsPerStep | None = None) -> Cell:
+    """The cell with its planned FLOPs per step and steps (budget // FLOPs per step); GridError if below one step."""
+    where = f"grid cell {cell.id}"
+    try:
+        per_step = nominal_flops_per_step(cell.model, cell.size, config, flops_per_step)
+    except KeyError as err:
+        raise GridError(f"{where}: {err.args[0] if err.args else err}") from None
+    steps = steps_for_budget(cell.budget, per_step)
+    if steps > MAX_STEPS:
+        raise GridError(f"{where}: budget {cell.budget:.3g} FLOPs gives {steps:.3g} optimizer steps of {cell.model} size "
+                        f"{cell.size} ({per_step:.3g} FLOPs each), more than {MAX_STEPS:.0e}; lower the budget")
+    if steps < 1:
+        raise GridError(f"{where}: budget {cell.budget:.3g} FLOPs is less than one optimizer step of {cell.model} size "
+                        f"{cell.size} ({per_step:.3g} FLOPs at batch {config['training']['batch_size']} x "
+                        f"{nominal_faces_per_scene(config)} faces); raise the budget")
+    return replace(cell, steps=steps, flops_per_step=per_step)
+
+
+def _distinct_in_paths(values, fmt, key: str, field: str) -> None:
+    """GridError when two different config values would name the same cell directory."""
+    seen: dict[str, float] = {}
+    for value in values:
+        text = fmt(value)
+        if text in seen and seen[text] != value:
+            raise GridError(f"config key {key}: {seen[text]!r} and {value!r} name the same cell directory "
+                            f"({field}~{text}); make them differ within 6 significant digits")
+        seen[text] = value
+
+
+def build_grid(config: dict, flops_per_step: FlopsPerStep | None = None) -> list[Cell]:
+    """Every cell of the study, planned and deduplicated, in a stable order; GridError names a bad cell."""
     grid = config["grid"]
-    batch_size = config["training"]["batch_size"]
-    faces = nominal_faces_per_scene(config)
+    _distinct_in_paths(grid["scaling_budgets"], format_budget, "grid.scaling_budgets", "budget")
+    _distinct_in_paths(grid["data_efficiency"]["fractions"], format_fraction, "grid.data_efficiency.fractions", "data")
     cells: dict[Cell, Cell] = {}
 
-    def add(cell: Cell) -> None:
-        cells.setdefault(cell, cell)
+    def add(cell: Cell, design: str) -> None:
+        known = cells.get(cell)
+        cells[cell] = replace(known if known is not None else cell,
+                              designs=(known.designs if known is not None else frozenset()) | {design})
 
-    def steps_of(model: str, size: str, budget: float, where: str) -> int:
+    def make(where: str, **fields) -> Cell:
         try:
-            per_step = flops_per_step(model, size, batch_size, faces)
-        except KeyError as err:
-            raise GridError(f"{where}: {err.args[0] if err.args else err}") from None
-        steps = steps_for_budget(budget, per_step)
-        if steps < 1:
-            raise GridError(f"{where}: budget {budget:.3g} FLOPs is less than one optimizer step of {model} size "
-                            f"{size} ({per_step:.3g} FLOPs at batch {batch_size} x {faces} faces); raise the budget")
-        return steps
+            return Cell(**fields)
+        except CellError as err:
+            raise GridError(f"{where}: {err}") from None
 
     for model, spec in grid["scaling"].items():
         for budget in grid["scaling_budgets"]:
             kept = 0
             for size in spec["sizes"]:
                 where = f"grid cell {model}/size~{size} at budget {budget:.3g}"
-                steps = steps_of(model, size, budget, where)
-                if steps < grid["min_steps"]:
-                    continue  # too large a model for this budget: not a useful point on its IsoFLOP line
-                kept += 1
                 for seed in grid["seeds"]:
-                    add(Cell(model, size, steps, 1.0, spec["augment"], seed, budget))
+                    cell = plan_cell(make(where, model=model, size=size, budget=budget, data_fraction=1.0,
+                                          augment=spec["augment"], seed=seed), config, flops_per_step)
+                    if cell.steps < grid["min_steps"]:
+                        break  # too large a model for this budget: not a useful point on its IsoFLOP line
+                    add(cell, SCALING)
+                else:
+                    kept += 1
             if kept == 0:
                 raise GridError(f"grid.scaling_budgets: budget {budget:.3g} gives every {model} size fewer than "
                                 f"grid.min_steps={grid['min_steps']} steps; raise the budget or add smaller sizes")
     data = grid["data_efficiency"]
     for arm in data["arms"]:
-        model, augment = arm.split("+")[0], arm.endswith("+aug")
+        model, augment = parse_arm(arm)
         size = data["sizes"][model]
         for fraction in data["fractions"]:
             where = f"grid cell {arm}/size~{size}/data~{format_fraction(fraction)}"
-            if not 0 < fraction <= 1:
-                raise GridError(f"{where}: data fraction {fraction} is outside (0, 1]")
-            steps = steps_of(model, size, data["budget"], where)
             for seed in grid["seeds"]:
-                add(Cell(model, size, steps, fraction, augment, seed, data["budget"]))
+                add(plan_cell(make(where, model=model, size=size, budget=data["budget"], data_fraction=fraction,
+                                   augment=augment, seed=seed), config, flops_per_step), DATA_EFFICIENCY)
     return sorted(cells.values(), key=lambda c: (c.model, c.dir))

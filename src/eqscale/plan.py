@@ -11,17 +11,15 @@ import sys
 from collections import Counter
 
 from eqscale.config import ConfigError, add_config_arguments, config_from_args, default_configfile
-from eqscale.grid import build_grid, nominal_faces_per_scene
+from eqscale.grid import build_grid
 
 
 def plan(config: dict) -> dict:
     """Job counts and compute estimates for a validated config."""
-    from eqscale.models.registry import flops_per_step, num_params
+    from eqscale.models.registry import num_params
 
     cells = build_grid(config)
-    faces = nominal_faces_per_scene(config)
-    batch = config["training"]["batch_size"]
-    flops = {c.dir: c.steps * flops_per_step(c.model, c.size, batch, faces) for c in cells}
+    flops = {c.dir: c.steps * c.flops_per_step for c in cells}
     compute = config["compute"]
     rate = compute["gpu_peak_flops_per_s"] * compute["gpu_utilisation"]
     sim = config["simulation"]

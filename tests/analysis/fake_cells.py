@@ -1,37 +1,56 @@
-"""Fake cell directories (run.json, eval.json, metrics.csv) for the analysis tests."""
+"""Fake cell directories (run.json, eval.json, metrics.csv) for the analysis tests, written through eqscale.records."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from eqscale.cells import Cell
+from eqscale.records import EvalRecord, RunRecord, write_record
+
+
+def _number(row: dict, key: str, default: float = math.nan) -> float:
+    value = row.get(key, default)
+    return default if value is None else float(value)
+
+
+def cell_of_row(row: dict) -> Cell:
+    """The cell a summary-like row describes (a row without a budget gets its FLOPs as budget)."""
+    budget = _number(row, "budget")
+    if not math.isfinite(budget):
+        budget = float(row["flops"])
+    return Cell(model=row["model"], size=str(row["size"]), budget=budget, data_fraction=float(row["data_fraction"]),
+                augment=bool(row["augment"]), seed=int(row["seed"]))
+
 
 def write_cell(root: Path, row: dict, *, with_eval: bool = True, metrics_rows: int = 5) -> Path:
-    """A fake trained (and evaluated) cell under root, in the layout of eqscale.grid.cell_dir."""
-    cell = root / "runs" / row["model"] / f"size~{row['size']}" / f"steps~{int(row['steps'])}" / \
-        f"data~{row['data_fraction']:.6g}" / f"aug~{int(bool(row['augment']))}" / f"seed~{int(row['seed'])}"
-    cell.mkdir(parents=True, exist_ok=True)
-    budget = row.get("budget")
-    run = {"cell": {"model": row["model"], "size": row["size"], "steps": int(row["steps"]),
-                    "data_fraction": float(row["data_fraction"]), "augment": bool(row["augment"]),
-                    "seed": int(row["seed"]), "batch_size": 8, "lr": 1e-3,
-                    "budget": None if budget is None or (isinstance(budget, float) and math.isnan(budget))
-                    else float(budget)},
-           "params": int(row["params"]), "flops_per_step": float(row["flops"]) / int(row["steps"]),
-           "total_flops": float(row["flops"]), "tokens_per_step": 4096.0, "train_tokens": float(row["tokens"]),
-           "num_train_trajectories": int(row["num_train_trajectories"]), "wall_time_s": float(row["wall_time_s"]),
-           "device": "cpu", "versions": {"torch": "test"}}
-    (cell / "run.json").write_text(json.dumps(run))
+    """A fake trained (and evaluated) cell under root/runs, in the layout of eqscale.cells.Cell."""
+    cell = cell_of_row(row)
+    cell_dir = root / "runs" / cell.id
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    weights = f"weights of {cell.id}".encode()
+    (cell_dir / "model.pt").write_bytes(weights)
+    sha = hashlib.sha256(weights).hexdigest()
+    steps = int(row["steps"])
+    diverged = bool(row.get("diverged", False))
+    write_record(RunRecord(
+        cell=cell, steps=steps, batch_size=8, lr=1e-3, params=int(row["params"]), total_flops=float(row["flops"]),
+        flops_per_step_nominal=float(row["flops"]) / steps, train_tokens=int(row["tokens"]),
+        num_train_trajectories=int(row["num_train_trajectories"]), num_train_samples=int(row["num_train_trajectories"]) * 40,
+        final_train_loss=None if diverged else 2 * float(row["test_mse"]), wall_time_s=float(row["wall_time_s"]),
+        device="cpu", model_sha256=sha, versions={"torch": "test"}, config={}, diverged=diverged), cell_dir)
     if with_eval:
-        (cell / "eval.json").write_text(json.dumps({
-            "test_mse": float(row["test_mse"]), "const_velocity_mse": float(row["const_velocity_mse"]),
-            "equivariance_error": float(row["equivariance_error"]), "num_test_samples": 64}))
-    steps = np.unique(np.linspace(1, int(row["steps"]), metrics_rows).astype(int))
-    loss = float(row["test_mse"]) * (1 + 5 / np.sqrt(steps))
-    pd.DataFrame({"step": steps, "train_loss": loss, "lr": 1e-3, "flops": steps * 1e6, "tokens_per_s": 1e4,
-                  "wall_time_s": steps * 0.01}).to_csv(cell / "metrics.csv", index=False)
-    return cell
+        write_record(EvalRecord(
+            cell=cell, model_sha256=sha, test_mse=math.nan if diverged else float(row["test_mse"]),
+            const_velocity_mse=float(row["const_velocity_mse"]),
+            equivariance_error=math.nan if diverged else float(row["equivariance_error"]), n_test_samples=64,
+            wall_time_s=0.1 * float(row["wall_time_s"]), diverged=diverged), cell_dir)
+    steps_logged = np.unique(np.linspace(1, steps, metrics_rows).astype(int))
+    loss = float(row["test_mse"]) * (1 + 5 / np.sqrt(steps_logged))
+    pd.DataFrame({"step": steps_logged, "train_loss": loss, "lr": 1e-3, "flops": steps_logged * 1e6,
+                  "tokens_per_s": 1e4, "wall_time_s": steps_logged * 0.01}).to_csv(cell_dir / "metrics.csv", index=False)
+    return cell_dir

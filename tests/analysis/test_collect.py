@@ -1,8 +1,10 @@
-"""eqscale collect: fake cell trees -> summary rows; clear errors for missing or malformed files."""
+"""eqscale collect: fake cell trees -> summary rows; inconsistent or malformed records refused by name."""
 
 from __future__ import annotations
 
 import json
+import math
+import shutil
 
 import pandas as pd
 import pytest
@@ -31,41 +33,92 @@ def test_collect_scans_a_runs_tree(tmp_path, rows):
     for got in df.to_dict("records"):
         want = expected[(got["arm"], got["params"], got["steps"], got["data_fraction"])]
         assert got["test_mse"] == pytest.approx(want["test_mse"])
+        assert got["cv_ratio"] == pytest.approx(want["test_mse"] / want["const_velocity_mse"])
         assert got["flops"] == pytest.approx(want["flops"])
         assert got["budget"] == pytest.approx(want["budget"])
         assert got["num_train_trajectories"] == want["num_train_trajectories"]
         assert got["tokens"] == pytest.approx(want["tokens"])
         assert got["device"] == "cpu" and got["run_dir"].endswith(f"seed~{want['seed']}")
+        assert got["in_scaling"] == (want["data_fraction"] == 1.0) and not got["diverged"]
 
 
-def test_explicit_run_dirs_and_cli_writes_csv_atomically(tmp_path, rows, capsys):
+def test_cells_json_carries_the_designs_and_cli_writes_csv_atomically(tmp_path, rows, capsys):
     dirs = [write_cell(tmp_path, row) for row in rows[:3]]
     out = tmp_path / "out" / "summary.csv"
-    assert main(["--run-dirs", *map(str, dirs), str(dirs[0]), "--out", str(out)]) == 0  # duplicates once
-    df = pd.read_csv(out)
-    assert len(df) == 3 and sorted(df["run_dir"]) == sorted(map(str, dirs))
+    planned = [{"dir": str(dirs[0]), "designs": ["scaling", "data_efficiency"]},
+               {"dir": str(dirs[1]), "designs": ["scaling"]}, {"dir": str(dirs[2]), "designs": ["data_efficiency"]}]
+    assert main(["--cells-json", json.dumps(planned), "--out", str(out)]) == 0
+    df = pd.read_csv(out).set_index("run_dir")
+    assert len(df) == 3
+    assert list(df.loc[[str(d) for d in dirs], "in_scaling"]) == [True, True, False]
+    assert list(df.loc[[str(d) for d in dirs], "in_data_efficiency"]) == [True, False, True]
     assert not list(out.parent.glob(".*.tmp"))  # no temp file left behind
     assert "collected 3 cells" in capsys.readouterr().out
+    assert main(["--run-dirs", *map(str, dirs), str(dirs[0]), "--out", str(out)]) == 0  # duplicates once
 
 
 def test_missing_eval_json_names_the_file(tmp_path, rows):
     write_cell(tmp_path, rows[0])
     lonely = write_cell(tmp_path, rows[1], with_eval=False)
-    with pytest.raises(CollectError, match=f"{lonely / 'eval.json'} is missing: .* trained but not evaluated"):
+    with pytest.raises(CollectError, match=f"{lonely / 'eval.json'} is missing: the cell was not evaluated"):
         collect_runs(tmp_path / "runs")
 
 
-def test_malformed_json_and_missing_keys_name_the_file(tmp_path, rows, capsys):
+def _edit(path, **changes):
+    data = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is KeyError:
+            del data[key]
+        else:
+            data[key] = value
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("file, change, message", [
+    ("eval.json", "truncate", "is not valid JSON"),
+    ("run.json", {"total_flops": KeyError}, "lacks the field 'total_flops'"),
+    ("eval.json", {"test_mse": "abc"}, "'test_mse' must be a number"),
+    ("eval.json", {"test_mse": None}, "'test_mse' is missing or NaN"),
+    ("eval.json", {"test_mse": -1.0}, "'test_mse' is -1.0; it must be finite and >= 0"),
+    ("run.json", {"steps": 12.5}, "'steps' must be a non-negative integer"),
+    ("run.json", {"format_version": 1}, "is not an eqscale-run record of version 2"),
+    ("eval.json", {"model_sha256": "0" * 64}, "evaluated other weights"),
+    ("run.json", {"diverged": True}, "run.json says diverged=True but eval.json says diverged=False"),
+    ("eval.json", "[1, 2]", "holds a list"),
+])
+def test_malformed_records_are_refused_naming_the_file(tmp_path, rows, capsys, file, change, message):
     cell = write_cell(tmp_path, rows[0])
-    (cell / "eval.json").write_text("{\"test_mse\": 0.1,")
+    path = cell / file
+    if change == "truncate":
+        path.write_text(path.read_text()[:40])
+    elif isinstance(change, str):
+        path.write_text(change)
+    else:
+        _edit(path, **change)
     assert main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "s.csv")]) == 1
     err = capsys.readouterr().err
-    assert f"{cell / 'eval.json'} is not valid JSON" in err and not (tmp_path / "s.csv").exists()
-    run = json.loads((cell / "run.json").read_text())
-    del run["total_flops"]
-    (cell / "run.json").write_text(json.dumps(run))
-    with pytest.raises(CollectError, match=f"{cell / 'run.json'} lacks key\\(s\\) 'total_flops'"):
-        collect_runs(run_dirs=[cell])
+    assert str(cell) in err and message in err, err
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_records_of_another_cell_are_refused(tmp_path, rows):
+    a, b = write_cell(tmp_path, rows[0]), write_cell(tmp_path, rows[1])
+    shutil.copy(b / "eval.json", a / "eval.json")  # an eval.json copied from another cell
+    with pytest.raises(CollectError, match=f"{a / 'eval.json'} names cell .* but sits in the directory of"):
+        collect_runs(run_dirs=[a])
+    run = json.loads((b / "run.json").read_text())
+    run["cell"]["model"] = "transformer" if run["cell"]["model"] == "gatr" else "gatr"
+    (b / "run.json").write_text(json.dumps(run))  # a run.json claiming another model
+    with pytest.raises(CollectError, match=f"{b / 'run.json'} names cell"):
+        collect_runs(run_dirs=[b])
+
+
+def test_a_diverged_cell_is_a_row_not_a_hole(tmp_path, rows):
+    write_cell(tmp_path, rows[0])
+    write_cell(tmp_path, {**rows[1], "diverged": True})
+    df = collect_runs(tmp_path / "runs")
+    assert len(df) == 2 and df["diverged"].sum() == 1
+    assert math.isnan(df.loc[df["diverged"], "test_mse"].iloc[0])
 
 
 def test_empty_tree_is_an_error(tmp_path):

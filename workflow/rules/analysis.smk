@@ -5,11 +5,11 @@ rule collect:
     input:
         evals=cell_files("eval.json"),
         runs=cell_files("run.json"),
-        code=src("analysis/collect.py"),
+        code=code("collect"),
     output:
         "results/summary.csv",
     params:
-        dirs=[c.dir for c in CELLS],
+        cells=json.dumps([{"dir": c.dir, "designs": sorted(c.designs)} for c in CELLS]),
     log:
         "results/logs/collect.log",
     benchmark:
@@ -17,13 +17,13 @@ rule collect:
     conda:
         "../../envs/eqscale.yaml"
     shell:
-        "eqscale collect --run-dirs {params.dirs} --out {output} > {log} 2>&1"
+        "eqscale collect --cells-json {params.cells:q} --out {output} > {log} 2>&1"
 
 
 rule fit:
     input:
         summary="results/summary.csv",
-        code=src("analysis/fit.py", "analysis/fit_cli.py", "analysis/powerlaw.py", "analysis/optim.py"),
+        code=code("fit"),
     output:
         frontier="results/fits/frontier.json",
         joint="results/fits/joint.json",
@@ -53,7 +53,7 @@ rule plot:
         summary="results/summary.csv",
         fits=rules.fit.output,
         metrics=cell_files("metrics.csv"),
-        code=src("analysis/plots.py"),
+        code=code("plot"),
     output:
         report(
             expand("results/figures/{name}.png", name=FIGURES),
@@ -63,6 +63,8 @@ rule plot:
         expand("results/figures/{name}.pdf", name=FIGURES),
     log:
         "results/logs/plot.log",
+    benchmark:
+        "results/benchmarks/plot.tsv"
     conda:
         "../../envs/eqscale.yaml"
     shell:
@@ -71,15 +73,18 @@ rule plot:
 
 
 rule report:
-    # the report links the figures by path but does not read them: redrawing a plot leaves it be
+    # after the figures, so a finished run's report links figures that exist
     input:
         summary="results/summary.csv",
         fits=rules.fit.output,
-        code=src("analysis/report.py"),
+        figures=rules.plot.output,
+        code=code("report"),
     output:
         "results/report.md",
     log:
         "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
     conda:
         "../../envs/eqscale.yaml"
     shell:

@@ -1,27 +1,28 @@
-# Training and evaluation: one job each per grid cell (cells come from common.smk).
+# Training and evaluation: one job each per grid cell (cells come from grid.smk).
 
 
 rule train:
     input:
         tokens="results/tokens/stats.json",
-        code=model_code,
+        code=lambda w: code("train", model=w.model),
     output:
         run=f"{CELL_PATTERN}/run.json",
         model=f"{CELL_PATTERN}/model.pt",
         metrics=f"{CELL_PATTERN}/metrics.csv",
     wildcard_constraints:
-        **CELL_CONSTRAINTS,
+        **WILDCARD_CONSTRAINTS,
     params:
         cfg=lambda w: json.dumps({"seed": config["seed"], "tokens": config["tokens"],
-                                  "training": {**config["training"],
+                                  "assets": {"max_faces": config["assets"]["max_faces"]},
+                                  "simulation": {k: config["simulation"][k] for k in ("min_objects", "max_objects")},
+                                  "training": {**{k: v for k, v in config["training"].items() if k not in RUNTIME_KEYS},
                                                "lr": {w.model: config["training"]["lr"][w.model]}}},
                                  sort_keys=True),
-        cell=lambda w: CELL_PATTERN.format(**w),
-        budget=lambda w: cell_of(w).budget or 0,
+        cell=lambda w: cell_of(w).dir,
     log:
-        f"results/logs/train/{CELL_SUBPATH}.log",
+        f"results/logs/train/{PATH_PATTERN}.log",
     benchmark:
-        f"results/benchmarks/train/{CELL_SUBPATH}.tsv"
+        f"results/benchmarks/train/{PATH_PATTERN}.tsv"
     threads: config["training"]["threads"]
     resources:
         gpu=1,
@@ -30,8 +31,8 @@ rule train:
     conda:
         "../../envs/eqscale.yaml"
     shell:
-        "eqscale train --config-json {params.cfg:q} --cell-dir {params.cell} --tokens results/tokens "
-        "--budget {params.budget} > {log} 2>&1"
+        "eqscale train --config-json {params.cfg:q} --config-json {RUNTIME:q} --cell-dir {params.cell} "
+        "--tokens results/tokens > {log} 2>&1"
 
 
 rule evaluate:
@@ -39,19 +40,18 @@ rule evaluate:
         run=f"{CELL_PATTERN}/run.json",
         model=f"{CELL_PATTERN}/model.pt",
         tokens="results/tokens/stats.json",
-        code=lambda w: src("training/evaluate.py", "symmetry.py"),
+        code=lambda w: code("evaluate", model=w.model),
     output:
         f"{CELL_PATTERN}/eval.json",
     wildcard_constraints:
-        **CELL_CONSTRAINTS,
+        **WILDCARD_CONSTRAINTS,
     params:
-        cfg=lambda w: json.dumps({"tokens": config["tokens"], "evaluation": config["evaluation"],
-                                  "training": {"threads": config["training"]["threads"]}}, sort_keys=True),
-        cell=lambda w: CELL_PATTERN.format(**w),
+        cfg=lambda w: json.dumps({"tokens": config["tokens"], "evaluation": config["evaluation"]}, sort_keys=True),
+        cell=lambda w: cell_of(w).dir,
     log:
-        f"results/logs/evaluate/{CELL_SUBPATH}.log",
+        f"results/logs/evaluate/{PATH_PATTERN}.log",
     benchmark:
-        f"results/benchmarks/evaluate/{CELL_SUBPATH}.tsv"
+        f"results/benchmarks/evaluate/{PATH_PATTERN}.tsv"
     threads: config["training"]["threads"]
     resources:
         mem_mb=4000,
@@ -59,4 +59,5 @@ rule evaluate:
     conda:
         "../../envs/eqscale.yaml"
     shell:
-        "eqscale evaluate --config-json {params.cfg:q} --cell-dir {params.cell} --tokens results/tokens > {log} 2>&1"
+        "eqscale evaluate --config-json {params.cfg:q} --config-json {RUNTIME:q} --cell-dir {params.cell} "
+        "--tokens results/tokens > {log} 2>&1"

@@ -1,106 +1,113 @@
 """`eqscale collect`: every trained and evaluated cell -> one row of results/summary.csv.
 
-A cell directory holds run.json (written last by `eqscale train`) and eval.json (`eqscale evaluate`).
-Cells come either from scanning a runs directory for run.json files or from an explicit list of
-cell directories (what Snakemake passes, so the summary holds exactly the rule's inputs).
+A cell directory holds run.json (written last by `eqscale train`) and eval.json (`eqscale
+evaluate`); both are read through `eqscale.records`, which refuses a record that is malformed,
+non-finite where a number is required, of another cell than its directory, or an eval.json of other
+weights than run.json trained. Collect fails on the first such cell, naming it: a summary is either
+every planned cell, checked, or nothing. A diverged cell is a row with diverged = True and no test
+metrics (it counts against its family in the analysis), never a dropped row.
+
+Cells come either from the grid (what Snakemake passes: `--cells-json` with each cell's directory
+and the designs that planned it) or from scanning a runs directory (`--runs`; designs are then
+inferred: full-data cells are scaling cells, and every cell may serve the data-efficiency fits).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from eqscale.io_utils import atomic_write_text
+from eqscale.records import EVAL_NAME, RUN_NAME, EvalRecord, RecordError, RunRecord, read_cell_results
 
-COLUMNS = ("model", "arm", "size", "params", "steps", "tokens", "flops", "budget", "data_fraction",
-           "num_train_trajectories", "augment", "seed", "test_mse", "const_velocity_mse", "equivariance_error",
-           "wall_time_s", "device", "run_dir")
-RUN_KEYS = ("cell", "params", "total_flops", "train_tokens", "num_train_trajectories", "wall_time_s", "device")
-CELL_KEYS = ("model", "size", "steps", "data_fraction", "augment", "seed")
-EVAL_KEYS = ("test_mse", "const_velocity_mse", "equivariance_error")
+SUMMARY_FORMAT_VERSION = 2
+COLUMNS = ("cell", "run_dir", "model", "arm", "size", "params", "seed", "augment", "in_scaling",
+           "in_data_efficiency", "budget", "steps", "flops", "flops_attention", "flops_per_step_nominal", "tokens",
+           "data_fraction", "num_train_trajectories", "epochs", "best_step", "stopped_early", "lr", "batch_size",
+           "diverged", "test_mse", "test_mse_se", "test_mse_lo", "test_mse_hi", "n_test_samples",
+           "const_velocity_mse", "cv_ratio", "test_mse_contact", "test_mse_free", "cv_ratio_contact",
+           "cv_ratio_free", "equivariance_error", "wall_time_s", "eval_wall_time_s", "device")
+SCALING, DATA_EFFICIENCY = "scaling", "data_efficiency"
 
 
 class CollectError(RuntimeError):
     """A cell cannot be collected; the message names the file and what is wrong with it."""
 
 
-def _read_json(path: Path, hint: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise CollectError(f"{path} is missing: {hint}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CollectError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
-    if not isinstance(data, dict):
-        raise CollectError(f"{path} holds a {type(data).__name__}, expected a JSON object")
-    return data
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 and math.isfinite(a) and math.isfinite(b) else math.nan
 
 
-def _require(data: dict[str, Any], keys: Iterable[str], path: Path, where: str = "") -> None:
-    missing = [k for k in keys if k not in data]
-    if missing:
-        raise CollectError(f"{path} lacks key(s) {', '.join(repr(where + k) for k in missing)}")
-
-
-def collect_cell(cell_dir: str | Path) -> dict[str, Any]:
-    """One summary row from a cell directory's run.json and eval.json."""
-    cell_dir = Path(cell_dir)
-    run_path, eval_path = cell_dir / "run.json", cell_dir / "eval.json"
-    run = _read_json(run_path, f"the cell at {cell_dir} was not trained to the end "
-                               f"(eqscale train --cell-dir {cell_dir})")
-    _require(run, RUN_KEYS, run_path)
-    cell = run["cell"]
-    if not isinstance(cell, dict):
-        raise CollectError(f"{run_path}: 'cell' is a {type(cell).__name__}, expected an object")
-    _require(cell, CELL_KEYS, run_path, "cell.")
-    ev = _read_json(eval_path, f"the cell at {cell_dir} was trained but not evaluated "
-                               f"(eqscale evaluate --cell-dir {cell_dir})")
-    _require(ev, EVAL_KEYS, eval_path)
-    augment = bool(cell["augment"])
+def summary_row(run: RunRecord, ev: EvalRecord, run_dir: str, designs: Iterable[str]) -> dict[str, Any]:
+    """One summary row from a cell's checked records."""
+    cell = run.cell
+    designs = set(designs)
     return {
-        "model": cell["model"],
-        "arm": cell["model"] + ("+aug" if augment else ""),
-        "size": str(cell["size"]),
-        "params": run["params"],
-        "steps": cell["steps"],
-        "tokens": run["train_tokens"],
-        "flops": run["total_flops"],
-        "budget": cell.get("budget"),
-        "data_fraction": cell["data_fraction"],
-        "num_train_trajectories": run["num_train_trajectories"],
-        "augment": augment,
-        "seed": cell["seed"],
-        "test_mse": ev["test_mse"],
-        "const_velocity_mse": ev["const_velocity_mse"],
-        "equivariance_error": ev["equivariance_error"],
-        "wall_time_s": run["wall_time_s"],
-        "device": run["device"],
-        "run_dir": str(cell_dir),
+        "cell": cell.id, "run_dir": run_dir, "model": cell.model, "arm": cell.arm, "size": cell.size,
+        "params": run.params, "seed": cell.seed, "augment": cell.augment,
+        "in_scaling": SCALING in designs, "in_data_efficiency": DATA_EFFICIENCY in designs,
+        "budget": cell.budget, "steps": run.steps, "flops": run.total_flops,
+        "flops_attention": math.nan if run.flops_attention is None else run.flops_attention,
+        "flops_per_step_nominal": run.flops_per_step_nominal, "tokens": run.train_tokens,
+        "data_fraction": cell.data_fraction, "num_train_trajectories": run.num_train_trajectories,
+        "epochs": run.epochs, "best_step": run.steps if run.best_step is None else run.best_step,
+        "stopped_early": run.stopped_early, "lr": run.lr, "batch_size": run.batch_size,
+        "diverged": run.diverged,
+        "test_mse": ev.test_mse, "test_mse_se": ev.test_mse_se, "test_mse_lo": ev.test_mse_lo,
+        "test_mse_hi": ev.test_mse_hi, "n_test_samples": ev.n_test_samples,
+        "const_velocity_mse": ev.const_velocity_mse, "cv_ratio": _ratio(ev.test_mse, ev.const_velocity_mse),
+        "test_mse_contact": ev.test_mse_contact, "test_mse_free": ev.test_mse_free,
+        "cv_ratio_contact": _ratio(ev.test_mse_contact, ev.const_velocity_mse_contact),
+        "cv_ratio_free": _ratio(ev.test_mse_free, ev.const_velocity_mse_free),
+        "equivariance_error": ev.equivariance_error, "wall_time_s": run.wall_time_s,
+        "eval_wall_time_s": ev.wall_time_s, "device": run.device,
     }
 
 
+def collect_cell(cell_dir: str | Path, designs: Iterable[str] | None = None) -> dict[str, Any]:
+    """One summary row from a cell directory (CollectError names the file and the problem)."""
+    try:
+        run, ev = read_cell_results(cell_dir)
+    except RecordError as err:
+        raise CollectError(str(err)) from None
+    if designs is None:
+        designs = {DATA_EFFICIENCY} | ({SCALING} if run.cell.data_fraction == 1.0 else set())
+    return summary_row(run, ev, str(cell_dir), designs)
+
+
 def find_cells(runs_dir: str | Path) -> list[Path]:
-    """Every directory under runs_dir holding a run.json, sorted."""
+    """Every directory under runs_dir holding a run.json or an eval.json, sorted."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise CollectError(f"{runs_dir} is not a directory (expected results/runs with one directory per cell)")
-    return sorted(p.parent for p in runs_dir.rglob("run.json"))
+    found = {p.parent for name in (RUN_NAME, EVAL_NAME) for p in runs_dir.rglob(name)}
+    return sorted(found)
 
 
-def collect_runs(runs_dir: str | Path | None = None, run_dirs: Iterable[str | Path] | None = None) -> pd.DataFrame:
-    """The summary table: one row per cell, from a runs directory scan or an explicit list of cell directories."""
+def collect_runs(runs_dir: str | Path | None = None, run_dirs: Iterable[str | Path] | None = None,
+                 designs: Mapping[str, Iterable[str]] | None = None) -> pd.DataFrame:
+    """The summary table: one row per cell, from a runs-directory scan or an explicit list of cell directories.
+
+    designs: cell directory -> the designs that planned it (None: inferred, see the module docstring).
+    """
     if (runs_dir is None) == (run_dirs is None):
         raise CollectError("give either a runs directory or a list of run directories")
     dirs = find_cells(runs_dir) if runs_dir is not None else list(dict.fromkeys(Path(d) for d in run_dirs))
     if not dirs:
         raise CollectError(f"no cells found{f' under {runs_dir} (no run.json files)' if runs_dir else ''}")
-    rows = [collect_cell(d) for d in dirs]
+    rows = [collect_cell(d, None if designs is None else designs.get(str(d), ())) for d in dirs]
+    seen: dict[str, str] = {}
+    for row in rows:
+        if row["cell"] in seen:
+            raise CollectError(f"{row['run_dir']} and {seen[row['cell']]} hold the same cell {row['cell']}")
+        seen[row["cell"]] = row["run_dir"]
     return pd.DataFrame(rows, columns=list(COLUMNS)).sort_values(
         ["arm", "budget", "params", "steps", "data_fraction", "seed"], na_position="last").reset_index(drop=True)
 
@@ -116,16 +123,27 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--runs", type=Path, help="scan this directory for cells (run.json files)")
     source.add_argument("--run-dirs", nargs="+", type=Path, metavar="DIR", help="exactly these cell directories")
+    source.add_argument("--cells-json", metavar="JSON",
+                        help='the planned cells: [{"dir": ..., "designs": ["scaling", ...]}, ...] (what Snakemake passes)')
     parser.add_argument("--out", type=Path, default=Path("results/summary.csv"), help="summary CSV to write")
     args = parser.parse_args(argv)
     try:
-        summary = collect_runs(args.runs, args.run_dirs)
+        if args.cells_json is not None:
+            try:
+                planned = json.loads(args.cells_json)
+                designs = {str(Path(c["dir"])): c["designs"] for c in planned}
+            except (json.JSONDecodeError, TypeError, KeyError) as err:
+                raise CollectError(f"--cells-json is not a list of {{dir, designs}} objects ({err})") from None
+            summary = collect_runs(run_dirs=list(designs), designs=designs)
+        else:
+            summary = collect_runs(args.runs, args.run_dirs)
     except CollectError as err:
         print(f"eqscale collect: error: {err}", file=sys.stderr)
         return 1
     write_summary(summary, args.out)
     counts = ", ".join(f"{arm} {n}" for arm, n in summary["arm"].value_counts().sort_index().items())
-    print(f"collected {len(summary)} cells ({counts}) -> {args.out}")
+    diverged = int(summary["diverged"].sum())
+    print(f"collected {len(summary)} cells ({counts}{f'; {diverged} diverged' if diverged else ''}) -> {args.out}")
     return 0
 
 

@@ -12,17 +12,22 @@ Reports, on the test split (all of it unless evaluation.max_samples caps it):
 from __future__ import annotations
 
 import argparse
-import json
+import hashlib
+import io
 import sys
+import time
 from pathlib import Path
 
 import torch
 
+from eqscale.cells import CellError
 from eqscale.config import ConfigError, add_config_arguments, config_from_args
 from eqscale.data.batch import masked_vertex_mse
-from eqscale.grid import parse_cell_dir
-from eqscale.io_utils import atomic_write_text
+from eqscale.data.dataset import eval_batches
+from eqscale.models.registry import build_model
+from eqscale.records import MODEL_NAME, EvalRecord, RecordError, RunRecord, read_run, write_record
 from eqscale.symmetry import equivariance_error, random_problem_transform
+from eqscale.training.device import choose_device
 
 
 def constant_velocity(batch: dict[str, torch.Tensor], horizon: int) -> torch.Tensor:
@@ -65,30 +70,42 @@ def evaluate_model(model: torch.nn.Module, batches, horizon: int, equivariance_s
     }
 
 
-def evaluate_cell(cell_dir: str | Path, tokens_dir: str | Path, config: dict, device: str = "auto") -> dict:
-    """Evaluate the final weights of a trained cell and write eval.json."""
-    from eqscale.data.dataset import eval_batches
-    from eqscale.models.registry import build_model
-    from eqscale.training.device import choose_device
+def load_weights(cell_dir: Path, run: RunRecord, device: torch.device) -> dict:
+    """The state dict in the cell's model.pt, after checking its sha256 against run.json's."""
+    path = cell_dir / MODEL_NAME
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise RecordError(f"{path} not found: train the cell first (eqscale train --cell-dir {cell_dir})") from None
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != run.model_sha256:
+        raise RecordError(f"{path} does not match the sha256 run.json records ({digest[:12]}... vs "
+                          f"{run.model_sha256[:12]}...): the file is corrupt or from another run; retrain the cell")
+    return torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
 
+
+def evaluate_cell(cell_dir: str | Path, tokens_dir: str | Path, config: dict, device: str = "auto") -> EvalRecord:
+    """Evaluate the final weights of a trained cell and write eval.json."""
+    start = time.perf_counter()
     cell_dir = Path(cell_dir)
-    cell = parse_cell_dir(str(cell_dir))
-    weights = cell_dir / "model.pt"
-    if not weights.exists():
-        raise FileNotFoundError(f"{weights} not found: train the cell first (eqscale train --cell-dir {cell_dir})")
+    run = read_run(cell_dir)
+    cell = run.cell
     torch.set_num_threads(config["training"]["threads"])
     dev = choose_device(device)
-    model = build_model(cell["model"], cell["size"]).to(dev)
-    model.load_state_dict(torch.load(weights, map_location=dev, weights_only=True))
+    model = build_model(cell.model, cell.size).to(dev)
+    model.load_state_dict(load_weights(cell_dir, run, dev))
     ev = config["evaluation"]
     horizon = config["tokens"]["horizon"]
     batches = eval_batches(tokens_dir, "test", batch_size=ev["batch_size"], horizon=horizon,
                            max_samples=ev["max_samples"])
     result = evaluate_model(model, batches, horizon, ev["equivariance_samples"], ev["equivariance_transforms"],
-                            seed=cell["seed"], device=dev)
-    result["cell"] = cell
-    atomic_write_text(cell_dir / "eval.json", json.dumps(result, indent=2, sort_keys=True))
-    return result
+                            seed=cell.seed, device=dev)
+    record = EvalRecord(cell=cell, model_sha256=run.model_sha256, test_mse=result["test_mse"],
+                        const_velocity_mse=result["const_velocity_mse"],
+                        equivariance_error=result["equivariance_error"], n_test_samples=result["num_test_samples"],
+                        wall_time_s=time.perf_counter() - start)
+    write_record(record, cell_dir)
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,10 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         result = evaluate_cell(args.cell_dir, args.tokens, config, device=args.device)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, CellError, ValueError, FileNotFoundError) as err:
         print(f"eqscale evaluate: {err}", file=sys.stderr)
         return 1
-    print(json.dumps({k: v for k, v in result.items() if k != "cell"}))
+    print(f"{result.cell.id}: test MSE {result.test_mse:.4g} m^2, constant velocity {result.const_velocity_mse:.4g}, "
+          f"equivariance error {result.equivariance_error:.3g} ({result.n_test_samples} samples)")
     return 0
 
 

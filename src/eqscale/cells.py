@@ -1,0 +1,173 @@
+"""A cell of the study, its arm and its path: the one home every producer and consumer takes them from.
+
+A cell is one training run: (model family, size, compute budget, data fraction, augmentation, seed).
+Its run directory is `results/runs/<cell.id>`, where
+
+    cell.id = <model>/size~<size>/budget~<budget>/data~<fraction>/aug~<0|1>/seed~<seed>
+
+`Cell.dir`, `Cell.from_dir` and `Cell.from_wildcards` are the only places that turn a cell into
+text or back; the Snakemake rules take their wildcard pattern and constraints from `PATH_PATTERN`
+and `WILDCARD_CONSTRAINTS`. The number of optimizer steps is not part of a cell's identity: it
+follows from the budget and the FLOPs of a step (`eqscale.grid`), and run.json records the steps
+a run really took.
+
+Arms group cells for the analysis: the model, plus "+aug" when trained with data augmentation.
+`ARMS` declares each arm once, with how figures draw it.
+
+This module imports nothing heavy (no torch, no pandas): the Snakefile, the analysis and the
+stages all read it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+MODELS = ("gatr", "transformer")  # model families of the rigid-body study
+MODEL_MODULES = {"gatr": "eqscale.models.gatr", "transformer": "eqscale.models.transformer"}  # where each is defined
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A group of cells the analysis fits separately: a model with or without augmentation."""
+
+    name: str
+    model: str
+    augment: bool
+    label: str  # legend and report label
+    colour: str  # colour-blind-safe palette (Okabe-Ito)
+    marker: str
+
+
+ARMS: dict[str, Arm] = {a.name: a for a in (
+    Arm("gatr", "gatr", False, "GATr", "#0072B2", "o"),
+    Arm("transformer", "transformer", False, "Transformer", "#D55E00", "s"),
+    Arm("transformer+aug", "transformer", True, "Transformer + aug.", "#CC79A7", "^"),
+    Arm("gatr+aug", "gatr", True, "GATr + aug.", "#009E73", "D"),
+)}
+REFERENCE_ARM = "gatr"  # comparisons are "other arm vs GATr"
+
+
+def arm_name(model: str, augment: bool) -> str:
+    """The arm of a model trained with or without augmentation ('transformer+aug')."""
+    return model + ("+aug" if augment else "")
+
+
+def parse_arm(name: str) -> tuple[str, bool]:
+    """(model, augment) of an arm name; ValueError for an unknown model."""
+    model, augment = name.removesuffix("+aug"), name.endswith("+aug")
+    if model not in MODELS:
+        raise ValueError(f"unknown arm {name!r} (models: {', '.join(MODELS)}; add '+aug' for augmentation)")
+    return model, augment
+
+
+def format_fraction(fraction: float) -> str:
+    """Shortest exact-enough text for a data fraction ('1', '0.25')."""
+    return f"{fraction:.6g}"
+
+
+def format_budget(budget: float) -> str:
+    """A budget in FLOPs as path text: '2e12', '1.5e13' (no '+', exact to 6 significant digits)."""
+    return f"{budget:.6g}".replace("e+", "e")
+
+
+PATH_PATTERN = "{model}/size~{size}/budget~{budget}/data~{data}/aug~{aug}/seed~{seed}"
+WILDCARD_CONSTRAINTS = {"model": "|".join(MODELS), "size": r"[A-Za-z0-9_.-]+", "budget": r"[0-9.e-]+",
+                        "data": r"[0-9.e-]+", "aug": "[01]", "seed": r"\d+"}
+RUNS_DIR = "results/runs"
+_CELL_RE = re.compile("(?:^|/)" + PATH_PATTERN.format(**{k: f"(?P<{k}>{v})" for k, v in WILDCARD_CONSTRAINTS.items()})
+                      + "/?$")
+
+
+class CellError(ValueError):
+    """Text that is not a cell, or a cell with impossible values; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training run of the study: its identity, and what the grid planned for it (not part of identity).
+
+    `steps` and `flops_per_step` are the grid's plan (the nominal FLOPs of one step of this size on the
+    study's expected batch, and budget // that); `designs` says which parts of the study asked for
+    the cell ("scaling", "data_efficiency"). A cell parsed back from its path has none of them.
+    """
+
+    model: str
+    size: str
+    budget: float
+    data_fraction: float
+    augment: bool
+    seed: int
+    steps: int | None = field(default=None, compare=False, hash=False)
+    flops_per_step: float | None = field(default=None, compare=False, hash=False)
+    designs: frozenset[str] = field(default=frozenset(), compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise CellError(f"unknown model {self.model!r} (known: {', '.join(MODELS)})")
+        if not re.fullmatch(WILDCARD_CONSTRAINTS["size"], self.size):
+            raise CellError(f"size {self.size!r} may only hold letters, digits, '_', '.' and '-'")
+        if not (isinstance(self.budget, (int, float)) and math.isfinite(self.budget) and self.budget > 0):
+            raise CellError(f"budget {self.budget!r} is not a positive finite number of FLOPs")
+        if not (math.isfinite(self.data_fraction) and 0 < self.data_fraction <= 1):
+            raise CellError(f"data fraction {self.data_fraction!r} is outside (0, 1]")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise CellError(f"seed {self.seed!r} is not a non-negative integer")
+        # the path rounds to 6 significant digits: keep only what the path can say, so a cell and
+        # the cell parsed back from its path are equal
+        object.__setattr__(self, "budget", float(format_budget(self.budget)))
+        object.__setattr__(self, "data_fraction", float(format_fraction(self.data_fraction)))
+
+    @property
+    def arm(self) -> str:
+        """Model plus '+aug' when trained with augmentation (the analysis groups by arm)."""
+        return arm_name(self.model, self.augment)
+
+    @property
+    def wildcards(self) -> dict[str, str]:
+        """The Snakemake wildcards of this cell (the fields of `PATH_PATTERN`)."""
+        return {"model": self.model, "size": self.size, "budget": format_budget(self.budget),
+                "data": format_fraction(self.data_fraction), "aug": str(int(self.augment)), "seed": str(self.seed)}
+
+    @property
+    def id(self) -> str:
+        """The cell's path below the runs directory."""
+        return PATH_PATTERN.format(**self.wildcards)
+
+    @property
+    def dir(self) -> str:
+        """The cell's run directory relative to the working directory: results/runs/<id>."""
+        return f"{RUNS_DIR}/{self.id}"
+
+    def as_record(self) -> dict:
+        """The cell as plain JSON values (what run.json and eval.json record under "cell")."""
+        return {"model": self.model, "size": self.size, "budget": self.budget, "data_fraction": self.data_fraction,
+                "augment": self.augment, "seed": self.seed}
+
+    @classmethod
+    def from_record(cls, record: dict) -> Cell:
+        """Inverse of `as_record`; CellError names a missing or bad field."""
+        try:
+            return cls(model=record["model"], size=str(record["size"]), budget=float(record["budget"]),
+                       data_fraction=float(record["data_fraction"]), augment=bool(record["augment"]),
+                       seed=int(record["seed"]))
+        except KeyError as err:
+            raise CellError(f"cell record lacks {err.args[0]!r}") from None
+        except (TypeError, ValueError) as err:
+            raise CellError(f"cell record {record!r} is invalid: {err}") from None
+
+    @classmethod
+    def from_wildcards(cls, wildcards) -> Cell:
+        """The cell a Snakemake job's wildcards name."""
+        return cls(model=wildcards["model"], size=wildcards["size"], budget=float(wildcards["budget"]),
+                   data_fraction=float(wildcards["data"]), augment=wildcards["aug"] == "1",
+                   seed=int(wildcards["seed"]))
+
+    @classmethod
+    def from_dir(cls, path) -> Cell:
+        """The cell whose run directory is `path` (any prefix before the cell's id)."""
+        match = _CELL_RE.search(str(path).replace("\\", "/").rstrip("/"))
+        if not match:
+            raise CellError(f"{str(path)!r} is not a cell directory (expected .../{PATH_PATTERN})")
+        return cls.from_wildcards(match.groupdict())
