@@ -4,7 +4,10 @@
 #   snakemake --profile profiles/slurm --configfile presets/paper.yaml   the paper's scale
 import os
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
+
+from eqscale.config import ConfigError, read_yaml
 
 min_version("9.0")
 
@@ -12,6 +15,10 @@ min_version("9.0")
 # config.yaml is the default study; a --configfile (e.g. a preset) replaces it rather than
 # overlaying it, so a preset means exactly what it says.
 if not workflow.overwrite_configfiles:
+    try:  # Snakemake's own reader names no line on a YAML error, and keeps the last of duplicate keys
+        read_yaml(os.path.join(workflow.basedir, "config.yaml"))
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
 
     configfile: os.path.join(workflow.basedir, "config.yaml")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 # stage name -> module with `main(argv) -> int`; imported lazily so `eqscale --help` stays fast
@@ -17,7 +18,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "plot": ("eqscale.analysis.plots", "draw the figures"),
     "report": ("eqscale.analysis.report", "write results/report.md"),
     "plan": ("eqscale.plan", "print a config's job count and estimated compute"),
-    "validate": ("eqscale.config", "validate a config file against the schema"),
+    "validate": ("eqscale.validate", "check a config the way snakemake does (schema, splits, grid)"),
 }
 
 
@@ -28,8 +29,16 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _terminate(signum: int, frame) -> None:
+    # Snakemake (and SLURM) stop jobs with SIGTERM, which by default kills Python without unwinding:
+    # as an exception, `finally` blocks and context managers remove temp files and release locks
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch `eqscale <stage> ...` to the stage's `main`."""
+    if argv is None:  # a real command, not a call from Python code that owns its signal handlers
+        signal.signal(signal.SIGTERM, _terminate)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())

@@ -1,7 +1,10 @@
 """Load a study config, fill defaults from the JSON schema and validate it with readable errors.
 
-`eqscale validate --configfile presets/tiny.yaml` checks a file by hand; the Snakefile calls
-`validate_config` before any job starts.
+`validate_config` checks one config on its own: the schema (types, with counts as true integers,
+ranges and upper bounds with their reasons), every number finite, and the cross-key rules below.
+`eqscale.validate.check_study` adds what needs the grid and the split rule; the Snakefile and
+`eqscale validate` both call that, so they accept and refuse the same configs. YAML files are read
+strictly: a duplicate key or a syntax error is refused with its line and column.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import copy
 import functools
 import hashlib
 import json
+import math
 import sys
 from importlib import resources
 from pathlib import Path
@@ -51,7 +55,15 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
+def _is_count(checker, instance) -> bool:
+    # JSON Schema counts 2.0 as an integer; a count written as a float is a typo or a unit mix-up here
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_StrictTypes = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_count))
+_DefaultFillingValidator = _with_defaults(_StrictTypes)
 
 
 def _key_of(error: jsonschema.ValidationError) -> str:
@@ -67,11 +79,34 @@ def _reason_of(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         return f"unknown key (allowed here: {allowed})"
-    return error.message
+    if error.validator == "type" and error.validator_value == "integer" and isinstance(error.instance, float):
+        return f"{error.instance!r} is not a whole number (write it without a decimal point or exponent)"
+    reason = error.schema.get("x-reason") if error.validator in ("maximum", "maxItems") else None
+    return f"{error.message} ({reason})" if reason else error.message
+
+
+def _non_finite(value: Any, key: str = "") -> list[str]:
+    """Keys of every NaN or infinite number in a nested config (YAML reads .nan and .inf as floats)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [key or "<top level>"]
+    if isinstance(value, dict):
+        return [k for name, sub in value.items() for k in _non_finite(sub, f"{key}.{name}" if key else str(name))]
+    if isinstance(value, list):
+        return [k for i, sub in enumerate(value) for k in _non_finite(sub, f"{key}[{i}]")]
+    return []
 
 
 def _semantic_checks(config: dict) -> None:
     sim = config["simulation"]
+    usable = sim["num_frames"] - 1 - config["tokens"]["horizon"]
+    if usable < 1:
+        raise ConfigError(f"config key tokens.horizon: {config['tokens']['horizon']} frames ahead leaves no sample in "
+                          f"trajectories of simulation.num_frames={sim['num_frames']} (a sample needs frames t-1, t "
+                          f"and t+horizon); use a horizon of at most {sim['num_frames'] - 2}")
+    tok = config["tokens"]
+    if tok["val_fraction"] + tok["test_fraction"] >= 1:
+        raise ConfigError(f"config keys tokens.val_fraction + tokens.test_fraction = "
+                          f"{tok['val_fraction'] + tok['test_fraction']:g} leave no trajectories for training")
     if sim["min_objects"] > sim["max_objects"]:
         raise ConfigError(
             f"config key simulation.min_objects: {sim['min_objects']} is greater than "
@@ -102,6 +137,10 @@ def validate_config(config: dict | None) -> dict:
     config = copy.deepcopy(config) if config is not None else {}
     if not isinstance(config, dict):
         raise ConfigError(f"config must be a mapping of keys to values, got {type(config).__name__}")
+    bad = _non_finite(config)
+    if bad:
+        raise ConfigError("invalid config:\n" + "\n".join(f"  {key}: not a finite number (NaN or infinity)"
+                                                          for key in bad))
     validator = _DefaultFillingValidator(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(e.absolute_path), e.validator))
     if errors:
@@ -111,17 +150,49 @@ def validate_config(config: dict | None) -> dict:
     return config
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML itself keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise ConfigError(f"line {mark.line + 1}, column {mark.column + 1}: key {key!r} is given twice in "
+                                  f"one mapping (first on line {seen[key] + 1}); YAML would keep only the last")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML document in `path`, read strictly; ConfigError with the file, line and column otherwise."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} cannot be read ({err})") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as err:
+        raise ConfigError(f"config file {path}, {err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"config file {path}{where}: not valid YAML ({problem})") from None
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
     """Read a YAML config (or none: all defaults), merge `overrides` on top, validate."""
     config: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
-        with open(path) as fh:
-            config = yaml.safe_load(fh) or {}
+        config = read_yaml(path) or {}
         if not isinstance(config, dict):
-            raise ConfigError(f"config file {path}: top level must be a mapping")
+            raise ConfigError(f"config file {path}: top level must be a mapping of sections, got "
+                              f"{type(config).__name__}")
     if overrides:
         config = deep_merge(config, overrides)
     return validate_config(config)
@@ -149,8 +220,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --configfile / --config-json, the two ways a stage receives its config."""
     parser.add_argument("--configfile", type=Path, help="study config YAML (defaults fill the rest)")
     parser.add_argument(
-        "--config-json",
-        help="config sections as JSON, merged over --configfile (Snakemake passes the slice a stage reads)",
+        "--config-json", action="append", default=[], metavar="JSON",
+        help="config sections as JSON, merged over --configfile in order (Snakemake passes the slice a stage reads)",
     )
 
 
@@ -161,29 +232,14 @@ def default_configfile(args: argparse.Namespace) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> dict:
-    """Build the validated config from --configfile and --config-json."""
-    overrides = json.loads(args.config_json) if getattr(args, "config_json", None) else None
-    return load_config(args.configfile, overrides)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`eqscale validate`: check a config file and print it with defaults filled in."""
-    parser = argparse.ArgumentParser(prog="eqscale validate", description=main.__doc__)
-    add_config_arguments(parser)
-    parser.add_argument("--print", action="store_true", help="print the full config with defaults")
-    args = parser.parse_args(argv)
-    default_configfile(args)
-    try:
-        config = config_from_args(args)
-    except ConfigError as err:
-        print(f"eqscale: {err}", file=sys.stderr)
-        return 1
-    if args.print:
-        print(yaml.safe_dump(config, sort_keys=False))
-    else:
-        print("config OK")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    """Build the validated config from --configfile and the --config-json slices (later ones win)."""
+    overrides: dict = {}
+    for i, text in enumerate(getattr(args, "config_json", None) or []):
+        try:
+            piece = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"--config-json number {i + 1} is not valid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(piece, dict):
+            raise ConfigError(f"--config-json number {i + 1} must be a JSON object of config sections")
+        overrides = deep_merge(overrides, piece)
+    return load_config(args.configfile, overrides or None)

@@ -98,6 +98,28 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def remove_stale_temps(path: str | Path, *extra_patterns: str) -> list[Path]:
+    """Delete what a killed writer of `path` left beside it: the temp files and directories of
+    `atomic_write_bytes` / `atomic_path` / `atomic_dir` (`.<name>.*.tmp`) and anything matching `extra_patterns`.
+
+    Call it when a stage starts, before it writes `path`: a stage owns its outputs, so nothing else
+    writes these names at the same time. Returns what was removed.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    for pattern in (f".{path.name}.*.tmp", f".{path.name}.old", *extra_patterns):
+        for stale in path.parent.glob(pattern):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
+            removed.append(stale)
+    return removed
+
+
 def package_versions(*names: str) -> dict[str, str]:
     """Python's version and each named distribution's ('not installed' when it is missing)."""
     out = {"python": platform.python_version()}

@@ -1,30 +1,44 @@
 # Helpers shared by all rule files -- config validation, source-file inputs, output paths.
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from eqscale.config import ConfigError, validate_config
+from eqscale.cells import MODEL_MODULES
+from eqscale.cli import STAGES
+from eqscale.config import ConfigError
+from eqscale.data.token_format import planned_token_files
+from eqscale.sources import stage_sources
+from eqscale.validate import check_config_files, check_study
 
-# Validate before any job starts: unknown keys, bad types and inconsistent values stop here.
+# Validate before any job starts, exactly as `eqscale validate` does: unknown keys, bad types, non-finite or
+# absurd values, empty splits and impossible cells stop here, naming the key or the cell.
 try:
-    _validated = validate_config(config)
+    check_config_files(dict.fromkeys(Path(p).resolve() for p in workflow.configfiles))  # duplicate keys (Snakemake's YAML reader keeps the last silently)
+    _validated, CELLS = check_study(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 config.clear()
 config.update(_validated)
 
-REPO = Path(workflow.basedir)
+# settings that change how fast a job runs, never what it computes: they reach the stages on the command
+# line, outside `params`, because a change of params reruns a job
+RUNTIME_KEYS = ("threads", "checkpoint_every_s", "num_workers")
+RUNTIME = json.dumps({"training": {k: config["training"][k] for k in RUNTIME_KEYS}}, sort_keys=True)
 # Jobs call the `eqscale` console script of the environment running Snakemake; without eqscale
 # there (e.g. --sdm conda from a bare Snakemake env), the job's own environment provides it.
 shell.prefix(f'PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
 
 
-def src(*relative):
-    """Absolute paths of package source files; as inputs, editing the code reruns the jobs using it."""
-    return [str(REPO / "src" / "eqscale" / r) for r in relative]
+def code(stage, model=None):
+    """Source files `eqscale <stage>` runs (its module and everything it imports; for a model's cell only that
+    model's family): as inputs, editing code reruns exactly the jobs that run it. Relative to the working
+    directory, so a moved or re-cloned repository reruns nothing."""
+    others = tuple(module for name, module in MODEL_MODULES.items() if name != model) if model else ()
+    return stage_sources(STAGES[stage][0], without=others, relative_to=os.getcwd())
 
 
 def config_slice(*sections):
@@ -37,9 +51,6 @@ def raw_shards():
     return [f"results/raw/shard-{i:04d}.h5" for i in range(config["simulation"]["num_shards"])]
 
 
-
 def token_shards():
     """Every token shard `eqscale tokenize` writes for this config (the split rule decides the counts)."""
-    from eqscale.data.token_format import planned_token_files
-
     return [f"results/tokens/{name}" for name in planned_token_files(config)]

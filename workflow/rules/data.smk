@@ -3,7 +3,7 @@
 
 rule assets:
     input:
-        code=src("physics/shapes.py", "physics/assets.py", "physics/assets_cli.py"),
+        code=code("assets"),
     output:
         manifest="results/assets/manifest.json",
         meshes="results/assets/meshes.h5",
@@ -27,8 +27,7 @@ rule simulate:
     input:
         manifest="results/assets/manifest.json",
         meshes="results/assets/meshes.h5",
-        code=src("physics/simulate.py", "physics/pybullet_view.py", "physics/raw_format.py",
-                 "physics/kubric_compat.py"),
+        code=code("simulate"),
     output:
         "results/raw/shard-{shard}.h5",
     params:
@@ -54,7 +53,7 @@ rule tokenize:
     input:
         raw=raw_shards(),
         meshes="results/assets/meshes.h5",
-        code=src("data/tokenize.py", "data/token_format.py", "physics/raw_format.py"),
+        code=code("tokenize"),
     output:
         stats="results/tokens/stats.json",
         shards=token_shards(),

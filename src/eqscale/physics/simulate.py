@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from eqscale.config import ConfigError, add_config_arguments, config_from_args, config_hash
-from eqscale.io_utils import atomic_path, package_versions
+from eqscale.io_utils import atomic_path, package_versions, remove_stale_temps
 from eqscale.physics.assets import load_manifest
 from eqscale.physics.raw_format import RAW_FORMAT, RAW_VERSION, create_group, write_trajectory
 
@@ -241,8 +241,10 @@ def simulate_shard(config: dict, asset_dir: str | Path, shard: int, out_path: st
     if not 0 <= shard < config["simulation"]["num_shards"]:
         raise ConfigError(f"shard {shard} is outside [0, simulation.num_shards={config['simulation']['num_shards']})")
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    scratch_prefix = f".simulate-{shard:04d}-"
+    remove_stale_temps(out_path, scratch_prefix + "*")  # what a killed run of this shard left behind
     # per-job scratch (Kubric and PyBullet write temp files; concurrent jobs must not share them)
-    with tempfile.TemporaryDirectory(prefix=f".simulate-{shard:04d}-", dir=out_path.parent) as scratch:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix, dir=out_path.parent) as scratch:
         saved_env, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
         os.environ["TMPDIR"] = scratch
         tempfile.tempdir = scratch
