@@ -45,7 +45,7 @@ rule fit:
         "--seed {params.seed} --confidence {params.confidence} --jobs {threads} > {log} 2>&1"
 
 
-FIGURES = ["loss_vs_compute", "isoflop", "optimal_allocation", "data_efficiency", "training_curves"]
+from eqscale.analysis.figures import FIGURE_NAMES  # noqa: E402  (declared once, drawn by eqscale plot)
 
 
 rule plot:
@@ -56,11 +56,11 @@ rule plot:
         code=code("plot"),
     output:
         report(
-            expand("results/figures/{name}.png", name=FIGURES),
+            expand("results/figures/{name}.png", name=FIGURE_NAMES),
             category="Figures",
             caption="../report/figures.rst",
         ),
-        expand("results/figures/{name}.pdf", name=FIGURES),
+        expand("results/figures/{name}.pdf", name=FIGURE_NAMES),
     log:
         "results/logs/plot.log",
     benchmark:
