@@ -15,7 +15,6 @@ import torch
 from eqscale.algebra.blades import (
     BLADE_INDEX,
     BLADES,
-    EUCLIDEAN_INDICES,
     GRADE_INDICES,
     GRADES,
     NUM_COMPONENTS,
@@ -23,7 +22,6 @@ from eqscale.algebra.blades import (
     outer_blade_product,
 )
 
-PSEUDOSCALAR_INDEX = NUM_COMPONENTS - 1  # e0123
 E123_INDEX = BLADE_INDEX[(1, 2, 3)]
 NUM_LINEAR_BASIS = 9
 
@@ -108,24 +106,7 @@ def table(name: str, dtype: torch.dtype = torch.float32, device: torch.device | 
     return _cached(name, dtype, torch.device(device))
 
 
-def geometric_product_table(dtype=torch.float32, device="cpu") -> torch.Tensor:
-    """(16, 16, 16) geometric product table [out, left, right]."""
-    return table("gp", dtype, device)
-
-
-def outer_product_table(dtype=torch.float32, device="cpu") -> torch.Tensor:
-    """(16, 16, 16) outer (wedge) product table [out, left, right]."""
-    return table("outer", dtype, device)
-
-
-def join_table(dtype=torch.float32, device="cpu") -> torch.Tensor:
-    """(16, 16, 16) regressive product table [out, left, right]: undual(dual(x) ^ dual(y))."""
-    return table("join", dtype, device)
-
-
 def linear_basis(dtype=torch.float32, device="cpu") -> torch.Tensor:
     """(9, 16, 16) basis [map, out, in] of Pin(3,0,1)-equivariant linear maps."""
     return table("linear_basis", dtype, device)
 
-
-INNER_PRODUCT_INDICES: tuple[int, ...] = EUCLIDEAN_INDICES

@@ -22,6 +22,8 @@ from eqscale.algebra.products import geometric_product, grade_involute, reverse
 
 _E01, _E02, _E03 = BLADE_INDEX[(0, 1)], BLADE_INDEX[(0, 2)], BLADE_INDEX[(0, 3)]
 _E12, _E13, _E23 = BLADE_INDEX[(1, 2)], BLADE_INDEX[(1, 3)], BLADE_INDEX[(2, 3)]
+_E0 = BLADE_INDEX[(0,)]
+_NORMAL = [BLADE_INDEX[(1,)], BLADE_INDEX[(2,)], BLADE_INDEX[(3,)]]
 _ODD = list(GRADE_INDICES[1]) + list(GRADE_INDICES[3])
 
 
@@ -89,13 +91,17 @@ def quaternion_from_matrix(rotation: torch.Tensor) -> torch.Tensor:
 
 
 def reflection_versor(normal: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
-    """Odd versor (..., 16) reflecting in the plane with `normal` (..., 3) through `position`."""
-    from eqscale.algebra.embedding import embed_oriented_plane
+    """Odd versor (..., 16) reflecting in the plane with `normal` (..., 3) through `position`.
 
+    The versor is the plane itself, n1 e1 + n2 e2 + n3 e3 - (n . position) e0 with |n| = 1 (the
+    convention of `embedding.embed_oriented_plane`, written out here so versors need no embedding).
+    """
     unit = normal / normal.norm(dim=-1, keepdim=True)
-    if position is None:
-        position = torch.zeros_like(unit)
-    return embed_oriented_plane(unit, position)
+    out = torch.zeros(*unit.shape[:-1], 16, dtype=unit.dtype, device=unit.device)
+    out[..., _NORMAL] = unit
+    if position is not None:
+        out[..., _E0] = -(unit * position).sum(-1)
+    return out
 
 
 def versor_from_transform(orthogonal: torch.Tensor, translation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
