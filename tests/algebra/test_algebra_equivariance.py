@@ -21,7 +21,7 @@ from eqscale.algebra import (
     reverse,
     sandwich,
 )
-from helpers.equivariance import assert_equivariant, equivariance_error, random_group
+from eqscale.symmetry import assert_equivariant, equivariance_error, random_group
 
 SHAPES = [(4,), (3, 5), (2, 3, 2)]
 
