@@ -1,54 +1,49 @@
-"""Model names -> constructors, size presets and their analytic counts (what the grid and stages ask)."""
+"""Model names -> freshly built networks (the torch side; counts without torch are in `counts.py`).
+
+`build_model(model, size, compile=True)` compiles the network's forward in place with
+`torch.compile(dynamic=True)` (`nn.Module.compile`: parameter names, state dicts and checkpoints stay
+those of the eager model). The attention front end (`attention.block_attention`, which groups blocks
+by their lengths in Python) stays eager, so every batch shape reuses the same compiled graphs around it.
+"""
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-
-def _families():
-    from eqscale.models.gatr import GATR_SIZES, GATr
-    from eqscale.models.transformer import TRANSFORMER_SIZES, Transformer
-
-    return {"gatr": (GATr, GATR_SIZES), "transformer": (Transformer, TRANSFORMER_SIZES)}
+from eqscale.models import counts
+from eqscale.models.configs import GATrConfig, size_config
+from eqscale.models.gatr import GATr
+from eqscale.models.transformer import Transformer
 
 
-def model_names() -> tuple[str, ...]:
-    """The model families the study can train."""
-    return ("gatr", "transformer")
+def build_model(model: str, size: str, device: torch.device | str | None = None,
+                compile: bool = False) -> torch.nn.Module:
+    """A freshly initialised network of the given family and size (KeyError lists the valid names)."""
+    config = size_config(model, size)
+    net = GATr(config) if isinstance(config, GATrConfig) else Transformer(config)
+    if device is not None:
+        net = net.to(device)
+    return maybe_compile(net, compile)
 
 
-def size_config(model: str, size: str):
-    """The config dataclass of a named size; KeyError lists what exists."""
-    families = _families()
-    if model not in families:
-        raise KeyError(f"unknown model {model!r} (known: {', '.join(families)})")
-    sizes = families[model][1]
-    if size not in sizes:
-        raise KeyError(f"unknown {model} size {size!r} (known: {', '.join(sizes)})")
-    return sizes[size]
-
-
-def build_model(model: str, size: str, device: torch.device | str | None = None) -> torch.nn.Module:
-    """A freshly initialised model of the given family and size."""
-    cls = _families()[model][0]
-    net = cls(size_config(model, size))
-    return net.to(device) if device is not None else net
-
-
-@functools.lru_cache(maxsize=None)
-def _meta_model(model: str, size: str) -> torch.nn.Module:
-    # counting needs only shapes: build on the meta device so paper-scale sizes cost no memory
-    with torch.device("meta"):
-        return _families()[model][0](size_config(model, size))
+def maybe_compile(net: torch.nn.Module, compile: bool = True) -> torch.nn.Module:
+    """`net` with its forward compiled in place (dynamic shapes) when `compile`, else unchanged."""
+    if compile:
+        net.compile(dynamic=True)
+    return net
 
 
 def num_params(model: str, size: str) -> int:
-    """Trainable parameters of a model size."""
-    return int(_meta_model(model, size).num_params())
+    """Trainable parameters of a model size (transitional alias of `counts.num_params`)."""
+    return counts.num_params(model, size)
 
 
-def flops_per_step(model: str, size: str, batch_size: int, num_faces: int) -> float:
-    """Analytic forward+backward FLOPs of one optimizer step on a padded batch."""
-    return float(_meta_model(model, size).flops_per_step(batch_size, num_faces))
+def flops_per_step(model: str, size: str, batch_size: int, num_faces: int, num_objects: int = 6) -> float:
+    """Transitional: analytic FLOPs of a step on `batch_size` scenes of `num_faces` faces split evenly over
+    `num_objects` objects. Use `counts.step_flops` with a `BatchStructure` (the loader's or
+    `counts.expected_structure`)."""
+    per_object = num_faces / num_objects
+    structure = counts.BatchStructure(tokens=batch_size * num_faces, scene_tokens_sq=batch_size * num_faces**2,
+                                      object_tokens_sq=batch_size * num_objects * per_object**2,
+                                      objects=batch_size * num_objects, scenes=batch_size)
+    return float(counts.step_flops(model, size, structure)["total"])
