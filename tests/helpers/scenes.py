@@ -1,4 +1,4 @@
-"""Synthetic rigid scenes in the batch layout of `eqscale.data.batch`, for model tests.
+"""Synthetic rigid scenes, packed by the package's own collate (`eqscale.data.batch.collate_scenes`).
 
 Objects are small closed meshes (tetrahedra, octahedra, boxes) moving rigidly: each gets a random
 pose at t-1, a random small rigid motion to t, and the same motion repeated to t+h. Test-only: the
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+
+from eqscale.data.batch import POSITION_KEYS, collate_scenes
 
 _TETRA_V = [[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]
 _TETRA_F = [[0, 1, 2], [0, 3, 1], [0, 2, 3], [1, 3, 2]]
@@ -30,14 +33,15 @@ def _rotation(axis_angle: torch.Tensor) -> torch.Tensor:
     return torch.eye(3, dtype=axis_angle.dtype) + math.sin(angle) * kx + (1 - math.cos(angle)) * kx @ kx
 
 
-def random_rigid_scene_batch(batch_size: int = 2, min_objects: int = 2, max_objects: int = 4,
-                             seed: int = 0, dtype=torch.float64, speed: float = 0.3) -> dict[str, torch.Tensor]:
-    """A padded batch of random rigid scenes (see eqscale.data.batch for the layout)."""
+def random_rigid_scenes(batch_size: int = 2, min_objects: int = 2, max_objects: int = 4, seed: int = 0,
+                        dtype=torch.float64, speed: float = 0.3) -> list[dict]:
+    """Per-sample arrays (`eqscale.data.batch.pack_samples` input) of random rigid scenes."""
     gen = torch.Generator().manual_seed(seed)
     scenes = []
-    for _ in range(batch_size):
+    for i in range(batch_size):
         n_obj = int(torch.randint(min_objects, max_objects + 1, (1,), generator=gen))
-        verts_prev, verts_curr, verts_tgt, v_obj, faces, f_obj = [], [], [], [], [], []
+        parts = {key: [] for key in ("vertices_prev", "vertices_curr", "vertices_target", "vertex_object", "faces",
+                                     "face_object")}
         offset = 0
         for k in range(n_obj):
             shape_v, shape_f = SHAPES[int(torch.randint(len(SHAPES), (1,), generator=gen))]
@@ -49,38 +53,38 @@ def random_rigid_scene_batch(batch_size: int = 2, min_objects: int = 2, max_obje
             x_prev = canon @ r0.T + c0
             x_curr = (x_prev - c0) @ dr.T + c0 + dc
             x_tgt = (x_curr - c0 - dc) @ dr.T + c0 + 2 * dc
-            verts_prev.append(x_prev)
-            verts_curr.append(x_curr)
-            verts_tgt.append(x_tgt)
-            v_obj.append(torch.full((len(shape_v),), k))
-            faces.append(torch.tensor(shape_f) + offset)
-            f_obj.append(torch.full((len(shape_f),), k))
+            for key, value in (("vertices_prev", x_prev), ("vertices_curr", x_curr), ("vertices_target", x_tgt)):
+                parts[key].append(value.numpy())
+            parts["vertex_object"].append(np.full(len(shape_v), k))
+            parts["faces"].append(np.asarray(shape_f) + offset)
+            parts["face_object"].append(np.full(len(shape_f), k))
             offset += len(shape_v)
-        scenes.append(dict(prev=torch.cat(verts_prev), curr=torch.cat(verts_curr), tgt=torch.cat(verts_tgt),
-                           v_obj=torch.cat(v_obj), faces=torch.cat(faces), f_obj=torch.cat(f_obj), k=n_obj))
-    v_max = max(len(s["prev"]) for s in scenes)
-    f_max = max(len(s["faces"]) for s in scenes)
-    k_max = max(s["k"] for s in scenes)
-    out = {
-        "vertices_prev": torch.zeros(batch_size, v_max, 3, dtype=dtype),
-        "vertices_curr": torch.zeros(batch_size, v_max, 3, dtype=dtype),
-        "vertices_target": torch.zeros(batch_size, v_max, 3, dtype=dtype),
-        "vertex_object": torch.zeros(batch_size, v_max, dtype=torch.long),
-        "vertex_mask": torch.zeros(batch_size, v_max, dtype=torch.bool),
-        "faces": torch.zeros(batch_size, f_max, 3, dtype=torch.long),
-        "face_object": torch.zeros(batch_size, f_max, dtype=torch.long),
-        "face_mask": torch.zeros(batch_size, f_max, dtype=torch.bool),
-        "object_mask": torch.zeros(batch_size, k_max, dtype=torch.bool),
-    }
-    for i, s in enumerate(scenes):
-        nv, nf = len(s["prev"]), len(s["faces"])
-        out["vertices_prev"][i, :nv] = s["prev"]
-        out["vertices_curr"][i, :nv] = s["curr"]
-        out["vertices_target"][i, :nv] = s["tgt"]
-        out["vertex_object"][i, :nv] = s["v_obj"]
-        out["vertex_mask"][i, :nv] = True
-        out["faces"][i, :nf] = s["faces"]
-        out["face_object"][i, :nf] = s["f_obj"]
-        out["face_mask"][i, :nf] = True
-        out["object_mask"][i, : s["k"]] = True
+        scene = {key: np.concatenate(value) for key, value in parts.items()}
+        scene.update(num_objects=n_obj, sample=i, in_contact=False, floor_contact=False)
+        scenes.append(scene)
+    return scenes
+
+
+def random_rigid_scene_batch(batch_size: int = 2, min_objects: int = 2, max_objects: int = 4, seed: int = 0,
+                             dtype=torch.float64, speed: float = 0.3) -> dict[str, torch.Tensor]:
+    """A packed batch of random rigid scenes (see eqscale.data.batch for the layout)."""
+    return collate_scenes(random_rigid_scenes(batch_size, min_objects, max_objects, seed, dtype, speed))
+
+
+def scene_of(batch: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
+    """Scene i of a packed batch as a batch of its own (offsets and indices rebased)."""
+    f0, f1 = (int(x) for x in batch["scene_offsets"][i : i + 2])
+    v0, v1 = (int(x) for x in batch["scene_vertex_offsets"][i : i + 2])
+    objects = (batch["object_scene"] == i).nonzero()[:, 0]
+    k0, k1 = int(objects[0]), int(objects[-1]) + 1
+    out = {key: batch[key][v0:v1] for key in POSITION_KEYS}
+    out["vertex_object"] = batch["vertex_object"][v0:v1] - k0
+    out["faces"] = batch["faces"][f0:f1] - v0
+    out["face_object"] = batch["face_object"][f0:f1] - k0
+    out["object_scene"] = torch.zeros(k1 - k0, dtype=torch.long)
+    out["object_offsets"] = batch["object_offsets"][k0 : k1 + 1] - f0
+    out["scene_offsets"] = torch.tensor([0, f1 - f0])
+    out["scene_vertex_offsets"] = torch.tensor([0, v1 - v0])
+    for key in ("sample", "in_contact", "floor_contact"):
+        out[key] = batch[key][i : i + 1]
     return out

@@ -1,4 +1,4 @@
-"""Equivariant layers: equivariance (float64, reflections included), structure, masks, parity."""
+"""Equivariant layers: equivariance (float64, reflections included), structure, blocks of packed tokens, parity."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from eqscale.algebra import embed_point, equi_linear, geometric_product
+from eqscale.models.attention import BlockLayout
+from eqscale.models.configs import BilinearConfig, BlockConfig
 from eqscale.models.layers_equivariant import (
-    BilinearConfig,
-    BlockConfig,
     EquiLayerNorm,
     EquiLinear,
     GATrBlock,
@@ -19,7 +19,7 @@ from eqscale.models.layers_equivariant import (
     ScalarGatedGELU,
     distance_features,
 )
-from helpers.equivariance import assert_equivariant, equivariance_error, random_group
+from eqscale.symmetry import act_mv, act_mv_odd, assert_equivariant, equivariance_error, random_group
 
 # (batch dims, tokens, mv channels, scalar channels)
 SHAPES = [((2,), 3, 4, 5), ((3,), 5, 2, 3), ((2, 2), 4, 3, 2)]
@@ -35,10 +35,14 @@ def _inputs(batch, tokens, mv, s, seed=0, odd=0):
     return x_mv, x_s, points
 
 
-def _mask(b, n, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    mask = torch.rand(b, n, n, generator=gen) < 0.5
-    return mask | torch.eye(n, dtype=torch.bool)
+# packed tokens in blocks (objects or scenes): block lengths
+LAYOUTS = [[2, 3], [4, 1, 1, 3], [5]]
+
+
+def _per_token(layout: BlockLayout, action):
+    """An action on packed tokens: block b's tokens moved by group element b."""
+    index = layout.block_index()
+    return lambda g, x: action(g.take(index), x)
 
 
 @pytest.mark.parametrize("batch, tokens, mv, s", SHAPES)
@@ -108,22 +112,23 @@ def test_distance_features_give_minus_squared_distance_for_either_point_weight()
     torch.testing.assert_close(dot, -((a - b) ** 2).sum(-1))
 
 
-@pytest.mark.parametrize("batch, tokens, mv, s", [((2,), 5, 4, 6), ((3,), 4, 8, 8)])
+@pytest.mark.parametrize("lengths", LAYOUTS)
+@pytest.mark.parametrize("mv, s", [(4, 6), (8, 8)])
 @pytest.mark.parametrize("odd", [0, 3])
-@pytest.mark.parametrize("use_mask", [False, True])
-def test_geometric_attention_is_equivariant(batch, tokens, mv, s, odd, use_mask):
-    config = BlockConfig(mv, s, num_heads=2, odd_channels=odd).attention()
-    layer = GeometricAttention(config).double()
-    mask = _mask(batch[0], tokens) if use_mask else None
+def test_geometric_attention_is_equivariant_per_block(lengths, mv, s, odd):
+    layout = BlockLayout(torch.tensor([0, *lengths]).cumsum(0))
+    layer = GeometricAttention(BlockConfig(mv, s, num_heads=2, odd_channels=odd).attention()).double()
+    group = random_group(len(lengths), seed=len(lengths))
+    on_mv, on_odd = _per_token(layout, act_mv), _per_token(layout, act_mv_odd)
     if odd:
-        inputs = _inputs(batch, tokens, mv, s, odd=odd)
-        fn = lambda m, x, p: layer(m, x, mask=mask, odd=p)  # noqa: E731
-        acts = ("mv", "invariant", "mv_odd")
+        inputs = _inputs((), layout.num_tokens, mv, s, odd=odd)
+        fn = lambda m, x, p: layer(m, x, layout, odd=p)  # noqa: E731
+        acts = (on_mv, "invariant", on_odd)
     else:
-        inputs = _inputs(batch, tokens, mv, s)
-        fn = lambda m, x: layer(m, x, mask=mask)  # noqa: E731
-        acts = ("mv", "invariant")
-    assert_equivariant(fn, inputs, acts, ("mv", "invariant"))
+        inputs = _inputs((), layout.num_tokens, mv, s)
+        fn = lambda m, x: layer(m, x, layout)  # noqa: E731
+        acts = (on_mv, "invariant")
+    assert_equivariant(fn, inputs, acts, (on_mv, "invariant"), group=group)
 
 
 def _naive_attention(layer: GeometricAttention, mv, s, mask, odd):
@@ -165,12 +170,15 @@ def test_attention_matches_a_naive_multi_query_implementation():
     layer = GeometricAttention(BlockConfig(4, 6, num_heads=2, odd_channels=3).attention()).double()
     with torch.no_grad():
         layer.log_distance_weight.normal_(0, 0.5)
-    mv, s, odd = _inputs((2,), 6, 4, 6, odd=3)
-    mask = _mask(2, 6, seed=1)
-    got = layer(mv, s, mask=mask, odd=odd)
-    expected = _naive_attention(layer, mv, s, mask, odd)
+    lengths = [4, 1, 3, 4]
+    layout = BlockLayout(torch.tensor([0, *lengths]).cumsum(0))
+    mv, s, odd = _inputs((), layout.num_tokens, 4, 6, odd=3)
+    block = layout.block_index()
+    same_block = (block[:, None] == block[None, :])[None]
+    got = layer(mv, s, layout, odd=odd)
+    expected = _naive_attention(layer, mv[None], s[None], same_block, odd[None])
     for g, e in zip(got, expected):
-        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(g, e[0], rtol=1e-10, atol=1e-12)
     # one shared key/value head: the fused projection holds queries for every head plus one k and one v
     assert layer.qkv.out_mv == (layer.config.num_heads + 2) * layer.config.head_mv
 
@@ -179,28 +187,31 @@ def test_attention_matches_a_naive_multi_query_implementation():
 def test_block_is_equivariant(odd):
     config = BlockConfig(4, 6, num_heads=2, odd_channels=odd)
     block = GATrBlock(config).double()
-    mask = _mask(3, 5)
+    layout = BlockLayout([0, 2, 5, 9])
+    group = random_group(3, seed=7)
+    on_mv = _per_token(layout, act_mv)
     if odd:
-        inputs = _inputs((3,), 5, 4, 6, odd=odd)
-        assert_equivariant(lambda m, x, p: block(m, x, mask=mask, odd=p), inputs, ("mv", "invariant", "mv_odd"), ("mv", "invariant"))
+        inputs = _inputs((), 9, 4, 6, odd=odd)
+        assert_equivariant(lambda m, x, p: block(m, x, layout, odd=p), inputs,
+                           (on_mv, "invariant", _per_token(layout, act_mv_odd)), (on_mv, "invariant"), group=group)
     else:
-        ref = torch.randn(3, 1, 16, dtype=torch.float64)
-        inputs = (*_inputs((3,), 5, 4, 6), ref)
-        assert_equivariant(lambda m, x, r: block(m, x, mask=mask, reference=r), inputs, ("mv", "invariant", "mv"), ("mv", "invariant"))
+        reference = torch.randn(9, 16, dtype=torch.float64)
+        inputs = (*_inputs((), 9, 4, 6), reference)
+        assert_equivariant(lambda m, x, r: block(m, x, layout, reference=r), inputs, (on_mv, "invariant", on_mv),
+                           (on_mv, "invariant"), group=group)
 
 
-def test_block_outputs_of_unmasked_tokens_ignore_masked_tokens():
+def test_block_tokens_see_only_their_own_block():
     block = GATrBlock(BlockConfig(4, 6, num_heads=2, odd_channels=2)).double()
-    mv, s, odd = _inputs((2,), 6, 4, 6, odd=2)
-    real = torch.tensor([True, True, True, True, False, False])
-    mask = (real[:, None] & real[None, :]) | torch.eye(6, dtype=torch.bool)
-    mask = mask.expand(2, 6, 6)
-    out = block(mv, s, mask=mask, odd=odd)
+    layout = BlockLayout([0, 4, 6])
+    mv, s, odd = _inputs((), 6, 4, 6, odd=2)
+    out = block(mv, s, layout, odd=odd)
     mv2, s2, odd2 = mv.clone(), s.clone(), odd.clone()
-    mv2[:, ~real], s2[:, ~real], odd2[:, ~real] = 1e3, -1e3, 7.0
-    out2 = block(mv2, s2, mask=mask, odd=odd2)
+    mv2[4:], s2[4:], odd2[4:] = 1e3, -1e3, 7.0
+    out2 = block(mv2, s2, layout, odd=odd2)
     for a, b in zip(out, out2):
-        torch.testing.assert_close(a[:, real], b[:, real], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(a[:4], b[:4], rtol=1e-12, atol=1e-12)
+        assert (a[4:] - b[4:]).abs().max() > 1
 
 
 def test_treating_points_as_parity_even_breaks_reflection_equivariance():
@@ -208,17 +219,21 @@ def test_treating_points_as_parity_even_breaks_reflection_equivariance():
     reference = their mean) is SE(3)-equivariant, but not equivariant under reflections."""
     block = GATrBlock(BlockConfig(4, 6, num_heads=2)).double()
     gen = torch.Generator().manual_seed(8)
-    coords = torch.randn(4, 5, 4, 3, generator=gen, dtype=torch.float64)
-    s = torch.randn(4, 5, 6, generator=gen, dtype=torch.float64)
+    coords = torch.randn(5, 4, 3, generator=gen, dtype=torch.float64)  # one block of 5 tokens
+    s = torch.randn(5, 6, generator=gen, dtype=torch.float64)
+    layout = BlockLayout([0, 5])
 
     def vanilla(x, scalars):
         points = embed_point(x)
-        return block(points, scalars, reference=points.mean(dim=(1, 2))[:, None])
+        return block(points, scalars, layout, reference=points.mean(dim=(0, 1)).expand(5, 16))
+
+    def one(group):  # the same element for every token
+        return group.take(torch.zeros(5, dtype=torch.long))
 
     acts = ("points", "invariant")
-    rotations = random_group(4, kind="e3", reflections=False)
+    rotations = one(random_group(1, kind="e3", reflections=False))
     assert equivariance_error(vanilla, (coords, s), acts, ("mv", "invariant"), rotations) < 1e-9
-    mirrors = random_group(4, seed=1)
-    assert mirrors.odd.any()
+    mirrors = one(random_group(1, seed=2, kind="e3"))
+    assert mirrors.odd.all()
     for parity in ("mv", "mv_odd"):
         assert equivariance_error(vanilla, (coords, s), acts, (parity, "invariant"), mirrors) > 1e-2

@@ -1,5 +1,6 @@
-"""The transformer baseline: sizes, analytic FLOPs against FlopCounterMode, multi-query attention,
-the object-local / global pattern, inert padding, exactly rigid outputs, and fitting a tiny batch."""
+"""The transformer baseline on packed batches: multi-query attention, the object-local / global pattern,
+scenes that do not see each other, packed equals padded attention on real batches, exactly rigid
+outputs, bf16 autocast, and fitting a tiny batch."""
 
 from __future__ import annotations
 
@@ -8,18 +9,12 @@ import math
 import pytest
 import torch
 
-from eqscale.data.batch import face_corners, masked_vertex_mse
-from eqscale.models.flops import attention_flops, measure_flops
-from eqscale.models.transformer import (
-    TRANSFORMER_SIZES,
-    MultiQueryAttention,
-    Transformer,
-    TransformerConfig,
-    additive_mask,
-    attention_masks,
-    transformer_config,
-)
-from helpers.scenes import random_rigid_scene_batch
+from eqscale.data.batch import face_corners, num_scenes, vertex_mse
+from eqscale.data.dataset import make_loader
+from eqscale.models.attention import BlockLayout, padded_reference
+from eqscale.models.configs import TRANSFORMER_SIZES, TransformerConfig
+from eqscale.models.transformer import MultiQueryAttention, Transformer
+from helpers.scenes import random_rigid_scene_batch, scene_of
 
 TINY = TransformerConfig(width=16, num_blocks=2, num_heads=2, rff_frequencies=4)
 
@@ -35,67 +30,6 @@ def _batch(batch_size=3, seed=0, **kwargs):
     return random_rigid_scene_batch(batch_size=batch_size, seed=seed, dtype=torch.float64, **kwargs)
 
 
-def _scene(batch: dict, i: int) -> dict:
-    """Scene i of a batch with all padding cut away."""
-    nv, nf = int(batch["vertex_mask"][i].sum()), int(batch["face_mask"][i].sum())
-    k = int(batch["object_mask"][i].sum())
-    out = {key: value[i : i + 1] for key, value in batch.items()}
-    for key in ("vertices_prev", "vertices_curr", "vertices_target", "vertex_object", "vertex_mask"):
-        out[key] = out[key][:, :nv]
-    for key in ("faces", "face_object", "face_mask"):
-        out[key] = out[key][:, :nf]
-    out["object_mask"] = out["object_mask"][:, :k]
-    return out
-
-
-# ---- sizes and counts
-
-
-def test_sizes_grow_and_span_more_than_30x_in_parameters():
-    counts = [Transformer(c).num_params() for c in TRANSFORMER_SIZES.values()]
-    assert counts == sorted(counts) and len(set(counts)) == len(counts)
-    assert counts[-1] / counts[0] > 30
-    assert TRANSFORMER_SIZES["xxs"].width <= 32 and TRANSFORMER_SIZES["xxs"].num_blocks <= 2
-    assert all(c.head_dim % 8 == 0 for c in TRANSFORMER_SIZES.values())
-
-
-def test_unknown_size_names_the_valid_ones():
-    assert transformer_config("xs") is TRANSFORMER_SIZES["xs"]
-    with pytest.raises(KeyError, match="xxs, xs, s, m, l, xl"):
-        transformer_config("huge")
-    with pytest.raises(ValueError, match="not divisible"):
-        TransformerConfig(width=30, num_blocks=1, num_heads=4)
-
-
-def test_counting_on_the_meta_device_matches_a_real_model():
-    config = TRANSFORMER_SIZES["s"]
-    with torch.device("meta"):
-        meta = Transformer(config)
-    assert meta.num_params() == Transformer(config).num_params()
-    assert meta.flops_per_step(4, 100) == Transformer(config).flops_per_step(4, 100)
-
-
-@pytest.mark.parametrize("config", [TRANSFORMER_SIZES["xxs"], TRANSFORMER_SIZES["xs"], TRANSFORMER_SIZES["s"],
-                                    TransformerConfig(width=24, num_blocks=3, num_heads=2)],  # padded heads
-                         ids=["xxs", "xs", "s", "padded-heads"])
-@pytest.mark.parametrize("batch_size, seed", [(2, 0), (3, 1)])
-def test_analytic_flops_match_flop_counter_on_forward_and_backward(config, batch_size, seed):
-    torch.manual_seed(0)
-    model = Transformer(config)
-    batch = random_rigid_scene_batch(batch_size, seed=seed, dtype=torch.float32)
-
-    def step():
-        masked_vertex_mse(model(batch), batch["vertices_target"], batch["vertex_mask"]).backward()
-
-    measured = measure_flops(step)
-    b, f = batch["face_mask"].shape
-    analytic = model.flops_per_step(b, f, num_objects=batch["object_mask"].shape[1])
-    assert analytic == pytest.approx(measured, rel=0.02)
-    # the attention kernels are really counted (flops.py registers the CPU flash formulas)
-    attention = config.num_blocks * attention_flops(b, config.num_heads, f, f, config.padded_head_dim)
-    assert measured - (analytic - attention) > 0.9 * attention
-
-
 # ---- attention
 
 
@@ -104,28 +38,16 @@ def test_multi_query_attention_matches_explicit_shared_key_value_math():
     config = TransformerConfig(width=24, num_blocks=1, num_heads=2)  # head width 12, padded to 16
     assert config.padded_head_dim == 16
     attention = MultiQueryAttention(config).double()
-    x = torch.randn(2, 7, 24, dtype=torch.float64)
-    mask = torch.rand(2, 1, 7, 7) < 0.6
-    mask |= torch.eye(7, dtype=torch.bool)
+    x = torch.randn(9, 24, dtype=torch.float64)
+    layout = BlockLayout([0, 4, 9])
     h, d = 2, 12
     qkv = attention.qkv(x).unflatten(-1, (h + 2, d))
-    q, k, v = qkv[:, :, :h], qkv[:, :, h], qkv[:, :, h + 1]
-    logits = torch.einsum("bnhd,bmd->bhnm", q, k) / math.sqrt(d)
-    weights = logits.masked_fill(~mask, float("-inf")).softmax(-1)
-    expected = attention.out(torch.einsum("bhnm,bmd->bnhd", weights, v).reshape(2, 7, h * d))
-    torch.testing.assert_close(attention(x, mask), expected, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(attention(x, additive_mask(mask, torch.float64)), expected, rtol=1e-12, atol=1e-12)
-
-
-def test_attention_masks_are_object_local_and_global():
-    face_object = torch.tensor([[0, 0, 1, 1, 0]])
-    face_mask = torch.tensor([[True, True, True, False, False]])
-    local, global_ = attention_masks(face_object, face_mask)
-    assert local.shape == (1, 1, 5, 5)
-    assert local[0, 0].tolist() == [[True, True, False, False, False], [True, True, False, False, False],
-                                    [False, False, True, False, False], [False, False, False, True, False],
-                                    [False, False, False, False, True]]
-    assert global_[0, 0, :3, :3].all() and not global_[0, 0, :3, 3:].any() and not global_[0, 0, 3, :3].any()
+    q, k, v = qkv[:, :h], qkv[:, h], qkv[:, h + 1]
+    logits = torch.einsum("nhd,md->hnm", q, k) / math.sqrt(d)
+    block = layout.block_index()
+    weights = logits.masked_fill(block[:, None] != block[None, :], float("-inf")).softmax(-1)
+    expected = attention.out(torch.einsum("hnm,md->nhd", weights, v).reshape(9, h * d))
+    torch.testing.assert_close(attention(x, layout), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_objects_interact_only_through_the_global_blocks():
@@ -133,48 +55,38 @@ def test_objects_interact_only_through_the_global_blocks():
     moved = dict(batch)
     on_object_0 = (batch["vertex_object"] == 0)[..., None]
     moved["vertices_curr"] = batch["vertices_curr"] + 0.2 * on_object_0
-    others = ~on_object_0[0, :, 0] & batch["vertex_mask"][0]
+    others = ~on_object_0[:, 0]
     with torch.no_grad():
         local_only = _model(num_blocks=1)  # a single block: object-local attention
-        assert torch.equal(local_only(batch)[0, others], local_only(moved)[0, others])
+        assert torch.equal(local_only(batch)[others], local_only(moved)[others])
         local_then_global = _model(num_blocks=2)
-        assert (local_then_global(batch)[0, others] - local_then_global(moved)[0, others]).abs().max() > 1e-6
+        assert (local_then_global(batch)[others] - local_then_global(moved)[others]).abs().max() > 1e-6
 
 
 # ---- the network
 
 
-def test_padding_does_not_change_real_predictions():
+def test_scenes_of_a_batch_do_not_see_each_other():
     batch = _batch(3, 6, min_objects=1, max_objects=4)
     model = _model()
     with torch.no_grad():
         together = model(batch)
-        for i in range(3):
-            single = _scene(batch, i)
-            nv = single["vertices_curr"].shape[1]
-            torch.testing.assert_close(model(single)[0], together[i, :nv], rtol=1e-10, atol=1e-10)
+        offsets = batch["scene_vertex_offsets"].tolist()
+        for i in range(num_scenes(batch)):
+            torch.testing.assert_close(model(scene_of(batch, i)), together[offsets[i] : offsets[i + 1]], rtol=1e-10,
+                                       atol=1e-10)
 
 
-def test_extra_padding_with_garbage_values_changes_nothing():
-    batch = _batch(2, 7)
-    model = _model()
-    gen = torch.Generator().manual_seed(0)
-    padded = {}
-    for key, value in batch.items():
-        extra = 5 if key not in ("object_mask",) else 2
-        shape = list(value.shape)
-        shape[1] = extra
-        if value.dtype == torch.bool:
-            filler = torch.zeros(shape, dtype=torch.bool)
-        elif value.is_floating_point():
-            filler = 10 * torch.randn(shape, generator=gen, dtype=value.dtype)
-        else:  # indices into real vertices/objects: padded faces may point anywhere valid
-            filler = torch.randint(0, 2, shape, generator=gen)
-        padded[key] = torch.cat([value, filler], 1)
+def test_packed_attention_equals_padded_attention_on_real_batches(tokens_dir):
+    batch = make_loader(tokens_dir, "train", 4, horizon=1, seed=0).batch(0)
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(width=32, num_blocks=4, num_heads=2))
     with torch.no_grad():
-        nv = batch["vertices_curr"].shape[1]
-        torch.testing.assert_close(model(padded)[:, :nv][batch["vertex_mask"]], model(batch)[batch["vertex_mask"]],
-                                   rtol=1e-10, atol=1e-10)
+        packed = model(batch)
+        with padded_reference():
+            padded = model(batch)
+    assert packed.dtype == torch.float32
+    assert (packed - padded).abs().max() <= 1e-6 * max(1.0, float(padded.abs().max()))
 
 
 def test_prediction_is_exactly_rigid_per_object():
@@ -183,12 +95,11 @@ def test_prediction_is_exactly_rigid_per_object():
     with torch.no_grad():
         pred = model(batch)
     curr = batch["vertices_curr"]
-    assert (pred - curr)[batch["vertex_mask"]].abs().max() > 1e-2, "the test needs a non-trivial motion"
-    for i in range(3):
-        for k in range(int(batch["object_mask"][i].sum())):
-            on = (batch["vertex_object"][i] == k) & batch["vertex_mask"][i]
-            before, after = torch.cdist(curr[i, on], curr[i, on]), torch.cdist(pred[i, on], pred[i, on])
-            assert (after - before).abs().max() < 1e-9
+    assert (pred - curr).abs().max() > 1e-2, "the test needs a non-trivial motion"
+    for k in range(batch["object_scene"].shape[0]):
+        on = batch["vertex_object"] == k
+        before, after = torch.cdist(curr[on], curr[on]), torch.cdist(pred[on], pred[on])
+        assert (after - before).abs().max() < 1e-9
 
 
 def test_fourier_frequencies_are_a_seeded_buffer_not_the_global_rng():
@@ -219,8 +130,7 @@ def test_bf16_autocast_keeps_fourier_phases_in_float32():
     torch.testing.assert_close(features_autocast, features, rtol=0, atol=0)
     assert low.dtype == torch.float32
     # bf16 blocks keep the predicted displacements to about 1%
-    real = batch["face_mask"]
-    assert (low - full)[real].abs().max() < 0.03 * full[real].abs().max()
+    assert (low - full).abs().max() < 0.03 * full.abs().max()
 
 
 def test_overfits_a_tiny_batch_of_rigid_scenes():
@@ -232,7 +142,7 @@ def test_overfits_a_tiny_batch_of_rigid_scenes():
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     losses = []
     for _ in range(steps):
-        loss = masked_vertex_mse(model(batch), batch["vertices_target"], batch["vertex_mask"])
+        loss = vertex_mse(model(batch), batch["vertices_target"])
         opt.zero_grad()
         loss.backward()
         opt.step()

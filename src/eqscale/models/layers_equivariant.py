@@ -24,24 +24,22 @@ multivector's e123 component.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from eqscale.algebra import equi_linear_matrix, equivariant_join, geometric_product, regressive_product
-from eqscale.algebra.products import geometric_product_of_parts
 from eqscale.algebra.blades import EUCLIDEAN_INDICES, GRADE_INDICES
+from eqscale.algebra.products import geometric_product_of_parts
 from eqscale.algebra.tables import NUM_LINEAR_BASIS, table
+from eqscale.models.attention import BlockLayout, block_attention
+from eqscale.models.configs import NUM_V_COMPONENTS_PER_ODD, AttentionConfig, BilinearConfig, BlockConfig
 
 # components seen by the attention inner product, without e123 (points enter via distances)
-_IP_IDX = [i for i in EUCLIDEAN_INDICES if i != 14]  # 1, e1, e2, e3, e12, e13, e23
-_TRI_IDX = list(GRADE_INDICES[3])  # e012, e013, e023, e123 (weight last)
-_POINT_START = _TRI_IDX[0]  # grades 3 and 4 (components 11..15): all an odd point projection has
-NUM_QK_FEATURES_PER_MV = len(_IP_IDX) + 5  # inner-product components + 5 distance features
-NUM_QK_FEATURES_PER_ODD = 5  # odd channels: distance features only
-NUM_V_COMPONENTS_PER_ODD = 16 - _POINT_START
+IP_INDICES = [i for i in EUCLIDEAN_INDICES if i != 14]  # 1, e1, e2, e3, e12, e13, e23
+TRIVECTOR_INDICES = list(GRADE_INDICES[3])  # e012, e013, e023, e123 (weight last)
+POINT_START = TRIVECTOR_INDICES[0]  # grades 3 and 4 (components 11..15): all an odd point projection has
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,19 +157,6 @@ class EquiLayerNorm(nn.Module):
 # Bilinear
 
 
-@dataclass
-class BilinearConfig:
-    """Geometric bilinear: `gp_channels` geometric products and `join_channels` joins, then a linear map."""
-
-    in_mv: int
-    in_s: int
-    out_mv: int
-    out_s: int
-    gp_channels: int
-    join_channels: int
-    odd_channels: int = 0  # > 0: join partners come from the parity-odd input
-
-
 class GeometricBilinear(nn.Module):
     """Geometric products and joins of separate EquiLinear projections, concatenated and projected."""
 
@@ -211,38 +196,6 @@ class GeometricBilinear(nn.Module):
 # Attention
 
 
-@dataclass
-class AttentionConfig:
-    """Multi-query geometric attention: per-head widths of queries; one key/value head shared."""
-
-    mv_channels: int
-    s_channels: int
-    num_heads: int
-    head_mv: int
-    head_s: int
-    odd_channels: int = 0
-    head_odd: int = 1
-    normalizer_eps: float = 1e-3
-    out_gain: float = 0.1  # small output projection: residual branches start near identity
-
-    @property
-    def qk_width(self) -> int:
-        """Unpadded query/key feature width per head."""
-        odd = self.head_odd if self.odd_channels else 0
-        return self.head_mv * NUM_QK_FEATURES_PER_MV + odd * NUM_QK_FEATURES_PER_ODD + self.head_s
-
-    @property
-    def v_width(self) -> int:
-        """Unpadded value width per head."""
-        odd = self.head_odd if self.odd_channels else 0
-        return self.head_mv * 16 + odd * NUM_V_COMPONENTS_PER_ODD + self.head_s
-
-    @property
-    def padded_width(self) -> int:
-        """Common q/k/v width, a multiple of 8 (equal widths keep CPU SDPA on its fused kernel)."""
-        return 8 * math.ceil(max(self.qk_width, self.v_width) / 8)
-
-
 def distance_features(tri: torch.Tensor, eps: float, key: bool) -> torch.Tensor:
     """5 features per trivector (..., 4) [e012, e013, e023, e123] whose query . key product is
     -|x_q - x_k|^2 for unit-weight points (weights normalised away, ideal points to ~0)."""
@@ -253,13 +206,6 @@ def distance_features(tri: torch.Tensor, eps: float, key: bool) -> torch.Tensor:
     if key:
         return torch.cat([-w.square(), -sq, 2 * w * coords], -1)
     return torch.cat([sq, w.square(), w * coords], -1)
-
-
-def additive_attention_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Bool mask (B, N, N) (True = may attend) -> additive mask (B, 1, N, N), shared by all heads
-    (build once per forward and reuse in every block: SDPA otherwise converts it every call)."""
-    additive = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
-    return additive[:, None]
 
 
 class GeometricAttention(nn.Module):
@@ -288,17 +234,16 @@ class GeometricAttention(nn.Module):
 
     def _qk_features(self, mv: torch.Tensor, weight: torch.Tensor | None, key: bool,
                      with_inner_product: bool = True) -> torch.Tensor:
-        dist = distance_features(mv[..., _TRI_IDX], self.config.normalizer_eps, key)
+        dist = distance_features(mv[..., TRIVECTOR_INDICES], self.config.normalizer_eps, key)
         if weight is not None:
             dist = dist * weight[..., None]
         if not with_inner_product:
             return dist.flatten(-2)
-        return torch.cat([mv[..., _IP_IDX], dist], -1).flatten(-2)
+        return torch.cat([mv[..., IP_INDICES], dist], -1).flatten(-2)
 
-    def forward(self, mv: torch.Tensor, s: torch.Tensor, mask: torch.Tensor | None = None,
+    def forward(self, mv: torch.Tensor, s: torch.Tensor, layout: BlockLayout,
                 odd: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """mv (B, N, C, 16), s (B, N, S), odd (B, N, P, 16); mask: bool (B, N, N) (True = may attend)
-        or the output of `additive_attention_mask`."""
+        """Packed tokens mv (N, C, 16), s (N, S), odd (N, P, 16) attending within the blocks of `layout`."""
         c = self.config
         heads = c.num_heads
         qkv_mv, qkv_s = self.qkv(mv, s)
@@ -320,24 +265,17 @@ class GeometricAttention(nn.Module):
             v_odd = qkv_odd[..., (heads + 1) * c.head_odd :, :]
             q_parts.append(self._qk_features(q_odd, weights[:, c.head_mv :], key=False, with_inner_product=False))
             k_parts.append(self._qk_features(k_odd, None, key=True, with_inner_product=False))
-            v_parts.append(v_odd[..., _POINT_START:].flatten(-2))
+            v_parts.append(v_odd[..., POINT_START:].flatten(-2))
         q_parts.append(q_s)
         k_parts.append(k_s)
         v_parts.append(v_s)
 
         width = c.padded_width
-        q = F.pad(torch.cat(q_parts, -1), (0, width - c.qk_width))  # (B, N, H, W)
-        k = F.pad(torch.cat(k_parts, -1), (0, width - c.qk_width))  # (B, N, W)
+        q = F.pad(torch.cat(q_parts, -1), (0, width - c.qk_width))  # (N, H, W)
+        k = F.pad(torch.cat(k_parts, -1), (0, width - c.qk_width))  # (N, W)
         v = F.pad(torch.cat(v_parts, -1), (0, width - c.v_width))
-        attn_mask = mask
-        if mask is not None and mask.dtype == torch.bool:
-            attn_mask = additive_attention_mask(mask, q.dtype)
-        elif mask is not None and mask.dtype != q.dtype:
-            attn_mask = mask.to(q.dtype)  # e.g. under autocast, where q/k/v become bf16
-        # multi-query: one key/value head shared by all query heads (SDPA's grouped-query mode)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k[:, None], v[:, None], attn_mask=attn_mask,
-                                             scale=1.0 / math.sqrt(c.qk_width), enable_gqa=True)
-        out = out.transpose(1, 2)  # (B, N, H, W)
+        # multi-query: one key/value head shared by all query heads
+        out = block_attention(q, k, v, layout, scale=1.0 / math.sqrt(c.qk_width))  # (N, H, W)
 
         h_mv = out[..., : c.head_mv * 16].unflatten(-1, (c.head_mv, 16)).flatten(-3, -2)
         offset = c.head_mv * 16
@@ -347,40 +285,13 @@ class GeometricAttention(nn.Module):
             h_odd = out[..., offset : offset + width_odd].unflatten(-1, (c.head_odd, NUM_V_COMPONENTS_PER_ODD))
             offset += width_odd
             # odd * odd -> even; points have grades 3-4 only, so 25 component pairs suffice
-            parts.append(geometric_product_of_parts(q_odd[..., _POINT_START:], h_odd, _POINT_START).flatten(-3, -2))
+            parts.append(geometric_product_of_parts(q_odd[..., POINT_START:], h_odd, POINT_START).flatten(-3, -2))
         h_s = out[..., offset : offset + c.head_s].flatten(-2)
         return self.out(torch.cat(parts, -2), h_s)
 
 
 # ---------------------------------------------------------------------------------------------
 # Block
-
-
-@dataclass
-class BlockConfig:
-    """A GATr block: widths of the residual stream, heads, and the parity-odd input width."""
-
-    mv_channels: int
-    s_channels: int
-    num_heads: int
-    odd_channels: int = 0
-    head_odd: int = 1
-    hidden_factor: int = 2  # attention and MLP widen the stream by this factor, as in the reference
-
-    def attention(self) -> AttentionConfig:
-        """Per-head widths as in the reference GATr: 2x the stream split over heads."""
-        return AttentionConfig(
-            mv_channels=self.mv_channels, s_channels=self.s_channels, num_heads=self.num_heads,
-            head_mv=max(self.hidden_factor * self.mv_channels // self.num_heads, 1),
-            head_s=max(self.hidden_factor * self.s_channels // self.num_heads, 4),
-            odd_channels=self.odd_channels, head_odd=self.head_odd)
-
-    def bilinear(self) -> BilinearConfig:
-        """MLP bilinear: half geometric products, half joins, widened by `hidden_factor`."""
-        hidden = self.hidden_factor * self.mv_channels
-        return BilinearConfig(in_mv=self.mv_channels, in_s=self.s_channels, out_mv=hidden,
-                              out_s=self.hidden_factor * self.s_channels, gp_channels=hidden // 2,
-                              join_channels=hidden - hidden // 2, odd_channels=self.odd_channels)
 
 
 class GATrBlock(nn.Module):
@@ -395,11 +306,11 @@ class GATrBlock(nn.Module):
         self.bilinear = GeometricBilinear(bilinear)
         self.mlp_out = EquiLinear(bilinear.out_mv, config.mv_channels, bilinear.out_s, config.s_channels, gain=0.1)
 
-    def forward(self, mv: torch.Tensor, s: torch.Tensor, mask: torch.Tensor | None = None,
-                odd: torch.Tensor | None = None, reference: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """mv (B, N, C, 16), s (B, N, S) -> same shapes."""
+    def forward(self, mv: torch.Tensor, s: torch.Tensor, layout: BlockLayout, odd: torch.Tensor | None = None,
+                reference: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Packed tokens mv (N, C, 16), s (N, S) attending within the blocks of `layout` -> same shapes."""
         h_mv, h_s = self.norm(mv, s)
-        h_mv, h_s = self.attention(h_mv, h_s, mask=mask, odd=odd)
+        h_mv, h_s = self.attention(h_mv, h_s, layout, odd=odd)
         mv, s = mv + h_mv, s + h_s
         h_mv, h_s = self.norm(mv, s)
         h_mv, h_s = self.bilinear(h_mv, h_s, odd=odd, reference=reference)

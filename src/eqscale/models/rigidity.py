@@ -1,7 +1,7 @@
 """One rigid motion per object from per-face corner predictions (shared by GATr and the transformer).
 
 Per object, the least-squares proper rigid motion x -> R x + t mapping the current corners of
-its real faces onto the predicted corners (Kabsch / absolute orientation), solved with Horn's
+its faces onto the predicted corners (Kabsch / absolute orientation), solved with Horn's
 unit-quaternion method: R comes from the top eigenvector of a symmetric 4x4 matrix built from
 the 3x3 cross-covariance. Why not an SVD: the SVD backward divides by differences of singular
 values, which are equal for isotropic objects (a sphere, a cube's corners) and give inf/NaN;
@@ -9,7 +9,7 @@ the optimal rotation only depends on the *top* eigenvalue of Horn's matrix, whic
 in those cases, so our backward uses only the gaps to the top eigenvalue (clamped, so an
 ambiguous fit gives large but finite gradients). The result is a proper rotation (det +1) and
 exactly E(3)-equivariant: under x -> Q x + s (det Q = +-1) the motion becomes
-(Q R Q^T, Q t + s - Q R Q^T s). Objects without real faces get the identity.
+(Q R Q^T, Q t + s - Q R Q^T s). Objects without faces get the identity.
 """
 
 from __future__ import annotations
@@ -67,56 +67,45 @@ def _rotation_from_quaternion(q: torch.Tensor) -> torch.Tensor:
 
 
 def rigid_motion_from_corners(corners_curr: torch.Tensor, corners_pred: torch.Tensor, face_object: torch.Tensor,
-                              face_mask: torch.Tensor, num_objects: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per object the least-squares rigid motion (R (B,K,3,3), t (B,K,3)) taking corners_curr to corners_pred.
+                              num_objects: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per object the least-squares rigid motion (R (K,3,3), t (K,3)) taking corners_curr to corners_pred.
 
-    corners_* (B, F, 3, 3) face corners; face_object (B, F) object slot; face_mask (B, F) real faces.
+    corners_* (F, 3, 3) face corners of a packed batch; face_object (F,) object of each face.
+    The 3x3 arithmetic is elementwise (no bmm of tiny matrices): cheaper, and not counted as FLOPs.
     """
     out_dtype = corners_pred.dtype
     # eigh has no half-precision kernels, and the fit is cheap: always solve in float32 or better
     work = torch.promote_types(out_dtype, torch.float32)
-    device_type = corners_pred.device.type
-    with torch.autocast(device_type=device_type, enabled=False):
+    with torch.autocast(device_type=corners_pred.device.type, enabled=False):
         curr, pred = corners_curr.to(work), corners_pred.to(work)
-        member = (face_object[..., None] == torch.arange(num_objects, device=face_object.device)) & face_mask[..., None]
-        member = member.to(work)  # (B, F, K)
-        counts = 3.0 * member.sum(1)  # corners per object (B, K)
-        denom = counts.clamp_min(1.0)[..., None]
-        centre_curr = torch.einsum("bfk,bfx->bkx", member, curr.sum(2)) / denom
-        centre_pred = torch.einsum("bfk,bfx->bkx", member, pred.sum(2)) / denom
-        index = face_object[..., None].expand(-1, -1, 3)
-        a = curr - torch.gather(centre_curr, 1, index)[:, :, None]  # (B, F, 3, 3)
-        b = pred - torch.gather(centre_pred, 1, index)[:, :, None]
-        cov = torch.einsum("bfk,bfcx,bfcy->bkxy", member, a, b) / denom[..., None]
+        counts = 3.0 * torch.bincount(face_object, minlength=num_objects).to(work)  # corners per object
+        denom = counts.clamp_min(1.0)
+        centre_curr = curr.new_zeros(num_objects, 3).index_add(0, face_object, curr.sum(1)) / denom[:, None]
+        centre_pred = pred.new_zeros(num_objects, 3).index_add(0, face_object, pred.sum(1)) / denom[:, None]
+        a = curr - centre_curr[face_object][:, None]  # (F, 3, 3)
+        b = pred - centre_pred[face_object][:, None]
+        outer = (a[..., :, None] * b[..., None, :]).sum(1)  # (F, 3, 3): sum over corners of a b^T
+        cov = pred.new_zeros(num_objects, 3, 3).index_add(0, face_object, outer) / denom[:, None, None]
         quaternion = _TopEigenvector.apply(_horn_matrix(cov))
         rotation = _rotation_from_quaternion(quaternion)
         empty = counts == 0
         eye = torch.eye(3, dtype=work, device=rotation.device).expand_as(rotation)
-        rotation = torch.where(empty[..., None, None], eye, rotation)
-        translation = centre_pred - (rotation @ centre_curr[..., None])[..., 0]
-        translation = torch.where(empty[..., None], torch.zeros_like(translation), translation)
+        rotation = torch.where(empty[:, None, None], eye, rotation)
+        translation = centre_pred - (rotation * centre_curr[:, None, :]).sum(-1)
+        translation = torch.where(empty[:, None], torch.zeros_like(translation), translation)
     return rotation.to(out_dtype), translation.to(out_dtype)
 
 
 def apply_object_motion(rotation: torch.Tensor, translation: torch.Tensor, points: torch.Tensor,
                         point_object: torch.Tensor) -> torch.Tensor:
-    """Move points (B, V, 3) by their object's motion (R (B,K,3,3), t (B,K,3)); point_object (B, V)."""
-    batch_index = torch.arange(points.shape[0], device=points.device)[:, None]
-    rot = rotation[batch_index, point_object].to(points.dtype)  # (B, V, 3, 3)
-    shift = translation[batch_index, point_object].to(points.dtype)
-    return (rot @ points[..., None])[..., 0] + shift
+    """Move points (V, 3) by their object's motion (R (K,3,3), t (K,3)); point_object (V,)."""
+    rot = rotation[point_object].to(points.dtype)  # (V, 3, 3)
+    return (rot * points[:, None, :]).sum(-1) + translation[point_object].to(points.dtype)
 
 
 def rigid_prediction(batch: dict[str, torch.Tensor], corners_pred: torch.Tensor) -> torch.Tensor:
-    """Predicted vertices (B, V, 3): each object's vertices at t moved by its fitted rigid motion."""
+    """Predicted vertices (V, 3): each object's vertices at t moved by its fitted rigid motion."""
     corners_curr = face_corners(batch, "vertices_curr")
     rotation, translation = rigid_motion_from_corners(corners_curr, corners_pred, batch["face_object"],
-                                                      batch["face_mask"], batch["object_mask"].shape[1])
+                                                      batch["object_scene"].shape[0])
     return apply_object_motion(rotation, translation, batch["vertices_curr"], batch["vertex_object"])
-
-
-def rigidity_flops(batch_size: int, num_faces: int, num_objects: int) -> int:
-    """Approximate matmul FLOPs (forward + backward) of `rigid_motion_from_corners`: small."""
-    # three one-hot contractions over faces (centres, covariance), x3 for the backward
-    per_face = 2 * num_objects * (3 + 3 + 9 * 3)
-    return 3 * batch_size * num_faces * per_face
