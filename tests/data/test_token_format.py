@@ -38,8 +38,12 @@ def test_flipped_bytes_fail_the_checksum(tokens_copy):
     with pytest.raises(TokenShardError, match="checksum") as err:
         verify_token_shard(path)
     assert str(path) in str(err.value)
-    # the loader meets the damage when it reads the poses, and says which file
-    ds = TokenDataset(tokens_copy, "train", 1)
+    # the loader refuses the shard up front (its sha256 is not the one stats.json recorded) ...
+    with pytest.raises(TokenShardError, match="sha256") as err:
+        TokenDataset(tokens_copy, "train", 1)
+    assert str(path) in str(err.value)
+    # ... and without that check meets the damage when it reads the poses, and says which file
+    ds = TokenDataset(tokens_copy, "train", 1, verify=False)
     with pytest.raises(ShardError) as err:
         ds.get_sample(0, 1)
     assert str(path) in str(err.value)
@@ -52,7 +56,7 @@ def test_truncated_shard_is_refused(tokens_copy):
         open_token_shard(path)
     assert str(path) in str(err.value)
     with pytest.raises(ShardError, match=re.escape(str(path))):
-        TokenDataset(tokens_copy, "train", 1)
+        TokenDataset(tokens_copy, "train", 1, verify=False)
 
 
 def test_missing_shard_is_refused(tokens_copy):
@@ -66,6 +70,7 @@ def test_missing_shard_is_refused(tokens_copy):
 @pytest.mark.parametrize("attr, value, message", [
     ("format", "eqscale-raw", "not an eqscale token shard"),
     ("format_version", 99, "format_version 99"),
+    ("format_version", 1, "format_version 1; this eqscale reads 2: re-run eqscale tokenize"),
     ("complete", False, "incomplete"),
     ("num_trajectories", 1000, "header says 1000"),
 ])

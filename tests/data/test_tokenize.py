@@ -137,6 +137,7 @@ def test_stats_are_train_only_and_match_brute_force(tokens_dir, raw_shards, asse
     ds = TokenDataset(tokens_dir, "train", h)
     positions, velocities, displacements = [], [], []
     faces = 0
+    structure = np.zeros(4)  # tokens, tokens^2, sum of object tokens^2, objects per trajectory
     for trajectory in range(ds.num_trajectories):
         src = ds.source_of(trajectory)
         traj = raw[(src["source_shard"], src["source_index"])]
@@ -146,6 +147,8 @@ def test_stats_are_train_only_and_match_brute_force(tokens_dir, raw_shards, asse
         velocities.append((frames[1:num_frames - h] - frames[0:num_frames - h - 1]).reshape(-1, 3))
         displacements.append((frames[1 + h:] - frames[1:num_frames - h]).reshape(-1, 3))
         faces += sum(len(meshes[a][1]) for a in traj["asset_ids"])
+        object_faces = np.array([len(meshes[a][1]) for a in traj["asset_ids"]])
+        structure += [object_faces.sum(), object_faces.sum() ** 2, (object_faces**2).sum(), len(object_faces)]
     norm = stats["splits"]["train"]["normalisation"]
     for key, values in (("vertex_position", positions), ("vertex_velocity", velocities),
                         ("vertex_displacement_horizon", displacements)):
@@ -155,6 +158,12 @@ def test_stats_are_train_only_and_match_brute_force(tokens_dir, raw_shards, asse
         np.testing.assert_allclose(norm[key]["rms"], np.sqrt((values**2).mean()), rtol=1e-7)
     assert stats["splits"]["train"]["faces"] == faces
     assert stats["splits"]["train"]["samples"] == len(ds)
+    per_sample = stats["splits"]["train"]["structure_per_sample"]
+    np.testing.assert_allclose([per_sample[k] for k in ("tokens", "scene_tokens_sq", "object_tokens_sq", "objects")],
+                               structure / ds.num_trajectories, rtol=1e-12)
+    in_contact = [ds.get_sample(tr, t)["in_contact"] for tr in range(ds.num_trajectories)
+                  for t in range(1, ds.samples_per_trajectory + 1)]
+    assert stats["splits"]["train"]["object_contact_fraction"] == pytest.approx(np.mean(in_contact), abs=1e-12)
 
 
 def test_refuses_shards_of_another_seed_or_other_assets(raw_shards, asset_dir, token_config, tmp_path):

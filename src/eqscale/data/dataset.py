@@ -1,8 +1,12 @@
-"""Token shards -> padded batches (`eqscale.data.batch` layout): the Dataset, collation and loaders.
+"""Token shards -> packed batches (`eqscale.data.batch` layout): the Dataset and the loaders.
 
 A sample is (trajectory, t) for t in [1, T-1-h]: every vertex of the scene at frames t-1 and t
-(inputs) and t+h (target), posed from the stored canonical meshes and per-frame poses. Samples are
-numbered trajectory-major: index i is trajectory i // (T-1-h) at t = 1 + i % (T-1-h).
+(inputs) and t+h (target), posed from the stored canonical meshes and per-frame poses, and whether
+objects touch each other / the floor in frames t-1 .. t+h. Samples are numbered trajectory-major:
+index i is trajectory i // (T-1-h) at t = 1 + i % (T-1-h).
+
+Integrity. Opening a dataset checks every shard of the split against stats.json: its sha256 and its
+trajectory count (a shard replaced or damaged after tokenizing is refused, naming the file).
 
 Order and resumption. A loader is an endless (or `epochs`-long) stream of sample positions p =
 0, 1, 2, ...; position p is sample perm_e[p mod n] of epoch e = p // n, where perm_e is a
@@ -10,7 +14,9 @@ permutation seeded by (seed, e) (the identity without shuffling). Batch s holds 
 [s*B, (s+1)*B), so batches may straddle an epoch boundary and no sample is ever dropped during
 training. Everything, including each sample's augmentation transform, is a pure function of
 (seed, step), so `batches_from(s)` jumps straight to step s by index arithmetic and any number of
-workers gives the same batches.
+workers gives the same batches. For the same reason the structure of any future batch (tokens,
+squared scene and object lengths, objects: what its FLOPs are linear in) is known without reading
+data: `BatchLoader.structure(step)` and `structures(start, stop)`.
 
 Workers open HDF5 files lazily in their own process (never inherited across fork) and keep an
 LRU cache of trajectories (canonical geometry + poses), so repeated epochs stop touching disk.
@@ -18,11 +24,12 @@ LRU cache of trajectories (canonical geometry + poses), so repeated epochs stop 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +37,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from eqscale.data.augment import sample_transform, transform_points
+from eqscale.data.batch import pack_samples, to_torch
 from eqscale.data.token_format import (
-    SPLITS, STATS_NAME, TokenShardError, open_token_shard, quaternions_to_matrices, read_dataset, read_shard_index,
-    subset_size, subset_unit,
+    SPLITS, STATS_NAME, TokenShardError, contact_windows, open_token_shard, quaternions_to_matrices, read_dataset,
+    read_shard_index, subset_size, subset_unit,
 )
+from eqscale.models.counts import BatchStructure
 
 CACHE_BYTES = 256 << 20  # per worker: the default study's whole training split fits
 _ORDER_SALT = 0x5EED0  # separates the shuffling stream from other uses of the same seed
@@ -66,7 +75,7 @@ class TokenDataset(Dataset):
     """Samples (trajectory, t) of one split as dicts of numpy arrays (see `get_sample`)."""
 
     def __init__(self, tokens_dir: str | Path, split: str, horizon: int, data_fraction: float = 1.0,
-                 augment: bool = False, seed: int = 0, cache_bytes: int = CACHE_BYTES):
+                 augment: bool = False, seed: int = 0, cache_bytes: int = CACHE_BYTES, verify: bool = True):
         self.tokens_dir = Path(tokens_dir)
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
@@ -78,10 +87,17 @@ class TokenDataset(Dataset):
         stats = json.loads(stats_path.read_text())
         self.split, self.horizon, self.augment, self.seed = split, horizon, augment, seed
         self.cache_bytes = cache_bytes
-        self.paths = [self.tokens_dir / entry["name"] for entry in stats["splits"][split]["shards"]]
+        entries = stats["splits"][split]["shards"]
+        self.paths = [self.tokens_dir / entry["name"] for entry in entries]
+        if verify:
+            for path, entry in zip(self.paths, entries):
+                _check_sha256(path, entry["sha256"], stats_path)
         self._build_index(stats)
+        for path, entry, count in zip(self.paths, entries, self._shard_trajectories):
+            if count != entry["trajectories"]:
+                raise TokenShardError(f"token shard {path} holds {count} trajectories, {stats_path} lists "
+                                      f"{entry['trajectories']}: re-run eqscale tokenize")
         fraction_size = subset_size(data_fraction, self.num_trajectories_total) if self.num_trajectories_total else 0
-        self.data_fraction = data_fraction
         keys = np.array([subset_unit(self.global_seed, s, i) for s, i in zip(self._source_shard, self._source_index)])
         # the smallest keys win: a smaller fraction keeps a prefix of the same ranking (nested subsets)
         chosen = np.sort(np.argsort(keys, kind="stable")[:fraction_size])
@@ -93,12 +109,16 @@ class TokenDataset(Dataset):
             hint = "lower tokens.val_fraction/test_fraction" if split == "train" else f"raise tokens.{split}_fraction"
             raise ValueError(f"split {split!r} in {self.tokens_dir} has no trajectories: {hint} "
                              "or simulate more trajectories")
+        faces = self._trajectory_faces[chosen]
+        self._sample_structure = np.stack([faces, faces * faces, self._trajectory_object_faces_sq[chosen],
+                                           self._object_count[chosen]], axis=1)  # per trajectory of the subset
         self._reset_worker_state()
 
     # ---- index -----------------------------------------------------------------------------
 
     def _build_index(self, stats: dict) -> None:
         files, rows, obj_start, obj_count, source_shard, source_index = [], [], [], [], [], []
+        faces, faces_sq, object_contact, floor_contact = [], [], [], []
         self._object_asset: list[np.ndarray] = []
         self._object_scale: list[np.ndarray] = []
         self.num_frames = self.global_seed = self.meshes_sha256 = None
@@ -129,6 +149,13 @@ class TokenDataset(Dataset):
             source_index.append(index["trajectories/source_index"])
             self._object_asset.append(index["objects/asset"])
             self._object_scale.append(index["objects/scale"])
+            object_faces = index["objects/num_faces"].astype(np.int64)
+            per_object = np.concatenate([[0], np.cumsum(object_faces)])
+            per_object_sq = np.concatenate([[0], np.cumsum(object_faces**2)])
+            faces.append(per_object[offsets[1:]] - per_object[offsets[:-1]])
+            faces_sq.append(per_object_sq[offsets[1:]] - per_object_sq[offsets[:-1]])
+            object_contact.append(index["trajectories/object_contact"].astype(bool))
+            floor_contact.append(index["trajectories/floor_contact"].astype(bool))
         if self.num_frames is None:
             raise FileNotFoundError(f"{self.tokens_dir / STATS_NAME} lists no {self.split} shards: "
                                     "re-run eqscale tokenize")
@@ -136,6 +163,11 @@ class TokenDataset(Dataset):
         self._file, self._row = cat(files), cat(rows)
         self._object_start, self._object_count = cat(obj_start), cat(obj_count)
         self._source_shard, self._source_index = cat(source_shard), cat(source_index)
+        self._trajectory_faces, self._trajectory_object_faces_sq = cat(faces), cat(faces_sq)
+        self._shard_trajectories = [len(r) for r in rows]
+        # per trajectory and sample t: objects touching each other / the floor in frames t-1 .. t+h
+        self._object_contact = contact_windows(np.concatenate(object_contact), self.horizon)
+        self._floor_contact = contact_windows(np.concatenate(floor_contact), self.horizon)
         self.num_trajectories_total = len(self._file)
 
     @property
@@ -145,6 +177,16 @@ class TokenDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.trajectories) * self.samples_per_trajectory
+
+    def sample_structure(self, indices: np.ndarray) -> np.ndarray:
+        """(n, 4) int64 per sample index: its tokens, tokens^2, sum of object tokens^2, objects (no data read)."""
+        return self._sample_structure[np.asarray(indices, dtype=np.int64) // self.samples_per_trajectory]
+
+    def expected_structure(self, batch_size: int) -> BatchStructure:
+        """Mean structure of a batch of `batch_size` samples drawn from this dataset."""
+        mean = self._sample_structure.mean(axis=0)
+        return BatchStructure(tokens=mean[0], scene_tokens_sq=mean[1], object_tokens_sq=mean[2], objects=mean[3],
+                              scenes=1.0).scaled(batch_size)
 
     def locate(self, index: int) -> tuple[int, int]:
         """(trajectory number in this dataset, t) of sample `index`."""
@@ -226,7 +268,8 @@ class TokenDataset(Dataset):
         """The scene of `trajectory` at frames (t-1, t, t+h), optionally moved by a symmetry transform.
 
         Returns float32 vertices_prev/curr/target (V, 3), int64 vertex_object (V,), faces (F, 3)
-        (indices into V) and face_object (F,), and num_objects.
+        (indices into V) and face_object (F,), num_objects, sample (its index), in_contact and
+        floor_contact (contact in frames t-1 .. t+h).
         """
         if not 1 <= t <= self.num_frames - 1 - self.horizon:
             raise IndexError(f"t = {t} outside [1, {self.num_frames - 1 - self.horizon}]")
@@ -240,9 +283,12 @@ class TokenDataset(Dataset):
         if transform is not None:
             posed = transform_points(transform, posed)
         posed = posed.astype(np.float32)
+        row = int(self.trajectories[trajectory])
         return {"vertices_prev": posed[0], "vertices_curr": posed[1], "vertices_target": posed[2],
                 "vertex_object": obj, "faces": entry["faces"], "face_object": entry["face_object"],
-                "num_objects": len(entry["positions"])}
+                "num_objects": len(entry["positions"]), "sample": trajectory * self.samples_per_trajectory + t - 1,
+                "in_contact": bool(self._object_contact[row, t - 1]),
+                "floor_contact": bool(self._floor_contact[row, t - 1])}
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         """Sample `key` = index, or (epoch, index) whose epoch picks the augmentation transform."""
@@ -250,42 +296,6 @@ class TokenDataset(Dataset):
         trajectory, t = self.locate(int(index))
         transform = sample_transform(self.seed, int(epoch), int(index)) if self.augment else None
         return self.get_sample(trajectory, t, transform)
-
-
-def collate_scenes(samples: list[dict]) -> dict[str, torch.Tensor]:
-    """Pad samples to the largest scene in the list: the batch layout of `eqscale.data.batch`.
-
-    Padding vertices sit at the origin with vertex_mask False; padding faces are (0, 0, 0) with
-    face_mask False; object slots beyond a scene's objects have object_mask False. Padded
-    vertex_object/face_object entries are 0.
-    """
-    return _to_torch(_collate_numpy(samples))
-
-
-def _to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {key: torch.from_numpy(value) for key, value in batch.items()}
-
-
-def _collate_numpy(samples: list[dict]) -> dict[str, np.ndarray]:
-    b = len(samples)
-    v = max(len(s["vertices_curr"]) for s in samples)
-    f = max(len(s["faces"]) for s in samples)
-    k = max(s["num_objects"] for s in samples)
-    out = {key: np.zeros((b, v, 3), np.float32) for key in ("vertices_prev", "vertices_curr", "vertices_target")}
-    out.update(vertex_object=np.zeros((b, v), np.int64), vertex_mask=np.zeros((b, v), bool),
-               faces=np.zeros((b, f, 3), np.int64), face_object=np.zeros((b, f), np.int64),
-               face_mask=np.zeros((b, f), bool), object_mask=np.zeros((b, k), bool))
-    for i, s in enumerate(samples):
-        nv, nf = len(s["vertices_curr"]), len(s["faces"])
-        for key in ("vertices_prev", "vertices_curr", "vertices_target"):
-            out[key][i, :nv] = s[key]
-        out["vertex_object"][i, :nv] = s["vertex_object"]
-        out["vertex_mask"][i, :nv] = True
-        out["faces"][i, :nf] = s["faces"]
-        out["face_object"][i, :nf] = s["face_object"]
-        out["face_mask"][i, :nf] = True
-        out["object_mask"][i, :s["num_objects"]] = True
-    return out
 
 
 class SampleOrder:
@@ -312,8 +322,19 @@ class SampleOrder:
 
     def keys(self, start: int, stop: int) -> list[tuple[int, int]]:
         """(epoch, sample index) for stream positions [start, stop)."""
+        epochs, indices = self.arrays(start, stop)
+        return list(zip(epochs.tolist(), indices.tolist()))
+
+    def arrays(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(epochs, sample indices) int64 arrays for stream positions [start, stop), vectorised per epoch."""
         n = len(self.indices)
-        return [(p // n, int(self.permutation(p // n)[p % n])) for p in range(start, stop)]
+        positions = np.arange(start, max(start, stop), dtype=np.int64)
+        epochs = positions // n
+        indices = np.empty_like(positions)
+        for epoch in np.unique(epochs):
+            here = epochs == epoch
+            indices[here] = self.permutation(int(epoch))[positions[here] % n]
+        return epochs, indices
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_perms": OrderedDict()}
@@ -332,7 +353,7 @@ class _Batches(Dataset):
     def __getitem__(self, step: int) -> dict[str, np.ndarray]:
         start = step * self.batch_size
         stop = start + self.batch_size if self.total is None else min(start + self.batch_size, self.total)
-        return _collate_numpy([self.dataset[key] for key in self.order.keys(start, stop)])
+        return pack_samples([self.dataset[key] for key in self.order.keys(start, stop)])
 
 
 class _Steps(Sampler):
@@ -352,6 +373,18 @@ class _Steps(Sampler):
 
 def _identity(batch):
     return batch
+
+
+def _check_sha256(path: Path, expected: str, stats_path: Path) -> None:
+    """Refuse a shard whose bytes are not the ones stats.json recorded."""
+    try:
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    except FileNotFoundError:
+        raise TokenShardError(f"token shard {path} does not exist ({stats_path} lists it): re-run eqscale tokenize")
+    if digest != expected:
+        raise TokenShardError(f"token shard {path} has sha256 {digest[:12]}..., {stats_path} recorded "
+                              f"{expected[:12]}...: the file changed after tokenizing; re-run eqscale tokenize")
 
 
 class BatchLoader:
@@ -383,7 +416,33 @@ class BatchLoader:
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         """Batch `step` alone."""
-        return _to_torch(self._batches[step])
+        return to_torch(self._batches[step])
+
+    def structures(self, start: int, stop: int) -> BatchStructure:
+        """Structures of batches start .. stop-1 as arrays (one entry per step), from the sample order alone.
+
+        A finite loader's steps past its end are left out (the arrays are shorter).
+        """
+        if self.num_batches is not None:
+            stop = min(stop, self.num_batches)
+        stop = max(start, stop)
+        first = start * self.batch_size
+        last = stop * self.batch_size if self.total is None else min(stop * self.batch_size, self.total)
+        _, indices = self.order.arrays(first, last)
+        per_sample = self.dataset.sample_structure(indices)
+        starts = np.arange(0, max(last - first, 0), self.batch_size)
+        sums = np.add.reduceat(per_sample, starts, axis=0) if len(starts) else np.zeros((0, 4), np.int64)
+        scenes = np.diff(np.append(starts, last - first))
+        return BatchStructure(tokens=sums[:, 0], scene_tokens_sq=sums[:, 1], object_tokens_sq=sums[:, 2],
+                              objects=sums[:, 3], scenes=scenes)
+
+    def structure(self, step: int) -> BatchStructure:
+        """The structure of batch `step` (python ints), without reading any data."""
+        arrays = self.structures(step, step + 1)
+        if len(arrays.tokens) == 0:
+            raise IndexError(f"step {step} is past the end of this loader ({self.num_batches} batches)")
+        return BatchStructure(**{k: int(getattr(arrays, k)[0]) for k in ("tokens", "scene_tokens_sq",
+                                                                         "object_tokens_sq", "objects", "scenes")})
 
     def batches_from(self, step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
         """Batches step, step+1, ... (to the end, or forever for an endless loader)."""
@@ -394,10 +453,10 @@ class BatchLoader:
             return iter(())
         if self.num_workers == 0:
             steps = range(step, stop) if stop is not None else itertools.count(step)
-            return (_to_torch(self._batches[s]) for s in steps)
+            return (to_torch(self._batches[s]) for s in steps)
         loader = DataLoader(self._batches, batch_size=None, sampler=_Steps(step, stop), num_workers=self.num_workers,
                             collate_fn=_identity)
-        return (_to_torch(batch) for batch in loader)
+        return (to_torch(batch) for batch in loader)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         return self.batches_from(self.start_step)
@@ -421,7 +480,10 @@ def make_loader(tokens_dir: str | Path, split: str, batch_size: int, *, horizon:
 
 
 class TrainBatchStream:
-    """`stream(start_step)` -> endless iterator of training batches from that step (the training loop's contract)."""
+    """`stream(start_step)` -> endless iterator of training batches from that step (the training loop's contract).
+
+    `loader` answers questions about future batches without reading data (`loader.structures`).
+    """
 
     def __init__(self, loader: BatchLoader):
         self.loader = loader
@@ -435,7 +497,7 @@ class TrainBatchStream:
 
 
 def train_batch_stream(tokens_dir: str | Path, *, batch_size: int, horizon: int, data_fraction: float = 1.0,
-                       augment: bool = False, seed: int = 0, num_workers: int = 0) -> Callable[[int], Iterator[dict]]:
+                       augment: bool = False, seed: int = 0, num_workers: int = 0) -> TrainBatchStream:
     """The training split as an endless, resumable batch stream (shuffled per epoch, optionally augmented)."""
     loader = make_loader(tokens_dir, "train", batch_size, horizon=horizon, data_fraction=data_fraction,
                          augment=augment, seed=seed, num_workers=num_workers, shuffle=True, epochs=None)

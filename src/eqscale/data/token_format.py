@@ -4,17 +4,20 @@ A token is one mesh face. A token shard stores, per trajectory, which canonical 
 object is and at what scale, plus every object's pose at every frame; the loader poses the meshes
 for a sample. The file is self-contained: it carries the asset table it needs.
 
-    / attrs   format = "eqscale-tokens", format_version = 1, complete (written last), split, shard,
+    / attrs   format = "eqscale-tokens", format_version = 2, complete (written last), split, shard,
               num_trajectories, num_objects, num_frames, frame_rate, global_seed, meshes_sha256,
               raw_config_hash, raw_shards_json, tokens_config_json, versions_json
     /assets        asset_ids (A,) S, vertex_offsets (A+1,) i8, face_offsets (A+1,) i8,
                    vertices (NV, 3) f8 canonical unscaled, faces (NF, 3) i4 local to the asset
-    /trajectories  object_offsets (N+1,) i8, source_shard (N,) i8, source_index (N,) i8, seed (N,) i8
+    /trajectories  object_offsets (N+1,) i8, source_shard (N,) i8, source_index (N,) i8, seed (N,) i8,
+                   object_contact (N, T) u1, floor_contact (N, T) u1: whether two objects touch / an
+                   object touches the floor at frame f (the raw shard's contacts, force > 1e-6 N)
     /objects       asset (M,) i4, scale (M,) f8, material (M,) S, mass/friction/restitution (M,) f8,
                    num_vertices (M,) i4, num_faces (M,) i4,
                    positions (M, T, 3) f8 metres, quaternions (M, T, 4) f8 wxyz
 
-Every dataset carries a Fletcher-32 checksum, so flipped bytes fail on read.
+Every dataset carries a Fletcher-32 checksum, so flipped bytes fail on read. Version 2 added the
+contact flags; version-1 shards are refused with a request to re-run eqscale tokenize.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from eqscale.hdf5_io import open_checked
 from eqscale.physics.raw_format import ShardError
 
 TOKEN_FORMAT = "eqscale-tokens"
-TOKEN_VERSION = 1
+TOKEN_VERSION = 2
 SPLITS = ("train", "val", "test")
 STATS_NAME = "stats.json"
 STATS_FORMAT = "eqscale-token-stats"
@@ -129,8 +132,8 @@ def read_dataset(fh: h5py.File, key: str, path: str | Path, sel=()) -> np.ndarra
 
 INDEX_KEYS = ("assets/asset_ids", "assets/vertex_offsets", "assets/face_offsets", "assets/vertices", "assets/faces",
               "trajectories/object_offsets", "trajectories/source_shard", "trajectories/source_index",
-              "trajectories/seed", "objects/asset", "objects/scale", "objects/num_vertices", "objects/num_faces")
-POSE_KEYS = ("objects/positions", "objects/quaternions")
+              "trajectories/seed", "trajectories/object_contact", "trajectories/floor_contact", "objects/asset",
+              "objects/scale", "objects/num_vertices", "objects/num_faces")
 
 
 def read_shard_index(path: str | Path) -> dict:
@@ -149,6 +152,30 @@ def verify_token_shard(path: str | Path) -> None:
         fh.visit(lambda name: keys.append(name) if isinstance(fh[name], h5py.Dataset) else None)
         for key in keys:
             read_dataset(fh, key, path)
+
+
+def contact_frames(contacts: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(object_contact, floor_contact) (T,) bool per frame from a raw trajectory's contacts (C, 4).
+
+    A contact row is (frame, object a, object b or -1 for the floor, normal force).
+    """
+    contacts = np.asarray(contacts, dtype=np.float64).reshape(-1, 4)
+    frames = contacts[:, 0].astype(np.int64)
+    floor = contacts[:, 2] < 0
+    object_contact = np.zeros(num_frames, dtype=bool)
+    floor_contact = np.zeros(num_frames, dtype=bool)
+    object_contact[frames[~floor]] = True
+    floor_contact[frames[floor]] = True
+    return object_contact, floor_contact
+
+
+def contact_windows(frames: np.ndarray, horizon: int) -> np.ndarray:
+    """Per sample t = 1 .. T-1-h (last axis): whether any frame of t-1 .. t+h is flagged in `frames` (..., T)."""
+    frames = np.asarray(frames, dtype=bool)
+    counts = np.concatenate([np.zeros(frames.shape[:-1] + (1,), np.int64), np.cumsum(frames, axis=-1)], axis=-1)
+    num_frames = frames.shape[-1]
+    t = np.arange(1, num_frames - horizon)
+    return counts[..., t + horizon + 1] - counts[..., t - 1] > 0
 
 
 def quaternions_to_matrices(wxyz: np.ndarray) -> np.ndarray:

@@ -3,9 +3,12 @@
 Every raw trajectory goes to exactly one split by a fixed hash of (global seed, raw shard, index)
 (`token_format.split_of`), so the assignment of one trajectory never depends on which or how many
 other shards exist. Within a split, trajectories are ordered by (raw shard, index) and cut into
-token shards of `tokens.trajectories_per_shard`. stats.json (written last) holds counts for every
-split and normalisation statistics of the TRAIN split only, computed exactly from per-object vertex
-moments (no posed meshes are materialised).
+token shards of `tokens.trajectories_per_shard`. stats.json (written last) holds, for every split,
+counts, the per-shard sha256 and trajectory counts (the loader checks its shards against them), the
+per-sample expectations of a batch's structure (what a step's FLOPs are linear in) and the fraction
+of samples with object-object and object-floor contact in their frames t-1 .. t+h; and normalisation
+statistics of the TRAIN split only, computed exactly from per-object vertex moments (no posed meshes
+are materialised).
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from tqdm import tqdm
 
 from eqscale.config import ConfigError, add_config_arguments, config_from_args, config_hash
 from eqscale.data.token_format import (
-    SPLIT_RULE, SPLITS, STATS_FORMAT, STATS_NAME, SUBSET_RULE, TOKEN_FORMAT, TOKEN_VERSION, num_token_shards,
-    quaternions_to_matrices, shard_name, split_of,
+    SPLIT_RULE, SPLITS, STATS_FORMAT, STATS_NAME, SUBSET_RULE, TOKEN_FORMAT, TOKEN_VERSION, contact_frames,
+    contact_windows, num_token_shards, quaternions_to_matrices, shard_name, split_of,
 )
 from eqscale.io_utils import atomic_path, atomic_write_text, package_versions
 from eqscale.physics.assets import meshes_hash, read_meshes
@@ -97,6 +101,10 @@ def write_token_shard(path: Path, split: str, shard: int, trajectories: list[dic
         _put(group, "source_shard", np.array([t["source_shard"] for t in trajectories], dtype=np.int64))
         _put(group, "source_index", np.array([t["index"] for t in trajectories], dtype=np.int64))
         _put(group, "seed", np.array([t["seed"] for t in trajectories], dtype=np.int64))
+        flags = [contact_frames(t["contacts"], num_frames) for t in trajectories]
+        for i, key in enumerate(("object_contact", "floor_contact")):
+            _put(group, key, np.stack([f[i] for f in flags]).astype(np.uint8) if flags
+                 else np.zeros((0, num_frames), np.uint8))
         group = create_group(fh, "objects")
         _put(group, "asset", asset_rows)
         _put(group, "scale", cat("scales", (), np.float64))
@@ -143,13 +151,15 @@ class _Moments:
 
 
 class _SplitStats:
-    """Counts for one split; normalisation moments too when `moments`."""
+    """Counts, batch-structure moments and contact fractions of one split; normalisation moments when `moments`."""
 
     def __init__(self, horizon: int, moments: bool):
         self.horizon = horizon
         self.moments = moments
         self.trajectories = self.objects = self.faces = self.vertices = self.samples = 0
         self.max_faces = 0
+        self.faces_sq = self.object_faces_sq = 0  # sums over trajectories (every sample of one has its structure)
+        self.object_contact_samples = self.floor_contact_samples = 0
         self.position, self.velocity, self.displacement = _Moments(), _Moments(), _Moments()
 
     def add(self, trajectory: dict, table: AssetTable) -> None:
@@ -164,6 +174,11 @@ class _SplitStats:
         self.vertices += int(n.sum())
         self.samples += max(0, num_frames - 1 - self.horizon)
         self.max_faces = max(self.max_faces, faces)
+        self.faces_sq += faces * faces
+        self.object_faces_sq += int((table.num_faces[rows].astype(np.int64) ** 2).sum())
+        object_contact, floor_contact = contact_frames(trajectory["contacts"], num_frames)
+        self.object_contact_samples += int(contact_windows(object_contact, self.horizon).sum())
+        self.floor_contact_samples += int(contact_windows(floor_contact, self.horizon).sum())
         if not self.moments:
             return
         s1 = scales[:, None] * table.first_moment[rows]
@@ -182,7 +197,17 @@ class _SplitStats:
         out = {"trajectories": self.trajectories, "objects": self.objects, "faces": self.faces,
                "vertices": self.vertices, "samples": self.samples, "max_faces_per_scene": self.max_faces,
                "mean_faces_per_scene": self.faces / max(self.trajectories, 1),
-               "mean_objects_per_scene": self.objects / max(self.trajectories, 1)}
+               "mean_objects_per_scene": self.objects / max(self.trajectories, 1),
+               # per-sample expectations of a batch's structure (eqscale.models.counts.BatchStructure
+               # of one scene): what FLOPs and memory of a step are linear in
+               "structure_per_sample": {
+                   "tokens": self.faces / max(self.trajectories, 1),
+                   "scene_tokens_sq": self.faces_sq / max(self.trajectories, 1),
+                   "object_tokens_sq": self.object_faces_sq / max(self.trajectories, 1),
+                   "objects": self.objects / max(self.trajectories, 1),
+                   "scenes": 1.0},
+               "object_contact_fraction": self.object_contact_samples / max(self.samples, 1),
+               "floor_contact_fraction": self.floor_contact_samples / max(self.samples, 1)}
         if self.moments:
             out["normalisation"] = {
                 "vertex_position": self.position.summary(),
@@ -256,8 +281,6 @@ def tokenize(raw_paths: list[str | Path], asset_dir: str | Path, out_dir: str | 
     total = sum(len(v) for v in assignment.values())
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=total, desc="tokenize", unit="traj", file=sys.stderr)
     handles: dict[int, h5py.File] = {}
     stats = {split: _SplitStats(horizon, moments=(split == "train")) for split in SPLITS}
