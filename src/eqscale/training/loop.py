@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from eqscale.data.batch import masked_vertex_mse
+from eqscale.data.batch import vertex_mse
 from eqscale.io_utils import atomic_write_text
 from eqscale.training.checkpoint import CheckpointStore
 from eqscale.training.schedule import build_scheduler, warmup_steps_for
@@ -66,13 +66,13 @@ class TrainingDiverged(RuntimeError):
 
 
 def vertex_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    """The study's training loss: MSE of predicted vertex positions over real vertices."""
-    return masked_vertex_mse(model(batch), batch["vertices_target"], batch["vertex_mask"])
+    """The study's training loss: MSE of predicted vertex positions over every vertex of the packed batch."""
+    return vertex_mse(model(batch), batch["vertices_target"])
 
 
 def face_tokens(batch: Batch) -> int:
-    """Real tokens (faces) in a batch."""
-    return int(batch["face_mask"].sum())
+    """Tokens (faces) in a packed batch: all of them are real."""
+    return int(batch["faces"].shape[0])
 
 
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
