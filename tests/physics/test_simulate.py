@@ -12,7 +12,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from eqscale.config import validate_config
-from eqscale.physics.assets import read_meshes
+from eqscale.physics.assets import load_manifest, read_meshes, rpy_matrix
 from eqscale.physics.raw_format import ShardError, open_raw_shard, read_trajectory
 from eqscale.physics.simulate import ShardSimulator, simulate_shard, simulate_trajectory, trajectory_seed
 
@@ -111,19 +111,24 @@ def many_trajectories(asset_dir, tmp_path_factory):
 @pytest.mark.slow
 def test_physics_sanity_over_hundreds_of_trajectories(many_trajectories, asset_dir):
     meshes = read_meshes(asset_dir)
+    axes = {name: rpy_matrix(np.array(entry["metadata"]["principal_axes_rpy"]))
+            for name, entry in load_manifest(asset_dir)["assets"].items()}
     with_object_contacts, settle_ratios = 0, []
     for traj in many_trajectories:
         q = traj["quaternions"]
         np.testing.assert_allclose(np.linalg.norm(q, axis=-1), 1.0, atol=1e-9)
         rot = _rotations(q)
-        # nothing below the floor: the lowest posed vertex may sink only by contact penetration
+        # nothing below the floor: the lowest posed vertex may sink only by contact penetration (a body falling
+        # from 5 m hits at 10 m/s, 4 cm per 240 Hz step, before the contact pushes it out)
         for k, asset_id in enumerate(traj["asset_ids"]):
             vertices = meshes[asset_id][0] * traj["scales"][k]
             z = np.einsum("tij,vj->tvi", rot[:, k], vertices)[..., 2] + traj["positions"][:, k, None, 2]
-            assert z.min() > -0.06, f"seed {traj['seed']}: {asset_id} sank to z={z.min():.3f}"
+            assert z.min() > -0.08, f"seed {traj['seed']}: {asset_id} sank to z={z.min():.3f}"
         # total mechanical energy never grows (restitution < 1 and friction only remove energy)
         m, v, w = traj["masses"], traj["velocities"], traj["angular_velocities"]
-        w_body = np.einsum("tkji,tkj->tki", rot, w)
+        # the inertia diagonal is about the principal axes: angular velocity in that frame
+        principal = np.stack([axes[a] for a in traj["asset_ids"]])  # (K, 3, 3), columns in the mesh frame
+        w_body = np.einsum("kji,tkj->tki", principal, np.einsum("tkji,tkj->tki", rot, w))
         kinetic = 0.5 * (m * (v**2).sum(-1)).sum(-1) + 0.5 * (traj["inertia_diagonal"] * w_body**2).sum((-1, -2))
         energy = kinetic + (m * GRAVITY * traj["positions"][..., 2]).sum(-1)
         assert energy.max() <= energy[0] * (1 + 1e-3), f"seed {traj['seed']}: energy grew"

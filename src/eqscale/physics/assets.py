@@ -11,6 +11,14 @@ Each asset is centred on its centre of mass with the largest bounding-box side 1
 convention), has mass = volume (density 1) and the inertia of a solid of density 1. Convex shapes
 collide with their own hull; non-convex ones with PyBullet's VHACD decomposition (without it a
 torus would collide as its convex hull and lose its hole).
+
+Inertia. The URDF states the solid's principal moments and, as the inertial frame's rpy, its
+principal axes (plain decimal numbers: PyBullet reads anything else as 0). PyBullet's own estimate
+from the collision shape is the inertia of its bounding box (the teapot's would be 0.0050 / 0.0098 /
+0.0110 against its exact 0.0026 / 0.0029 / 0.0037), so `simulate` loads these URDFs with
+URDF_USE_INERTIA_FROM_FILE and sets the scaled principal moments again after Kubric sets the mass
+(changing the mass makes PyBullet recompute the box estimate). The manifest's metadata carries
+the same moments and axes.
 """
 
 from __future__ import annotations
@@ -71,8 +79,30 @@ def _vhacd(mesh: trimesh.Trimesh, resolution: int, workdir: Path) -> tuple[str, 
     return text, hulls
 
 
-def _urdf(asset_id: str, mass: float, inertia: np.ndarray) -> str:
-    i = inertia
+def principal_inertia(inertia: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(principal moments (3,), rpy (3,) of the proper rotation whose columns are the principal axes) of a tensor."""
+    moments, axes = np.linalg.eigh(np.asarray(inertia, dtype=np.float64))
+    if np.linalg.det(axes) < 0:
+        axes[:, 2] = -axes[:, 2]  # a proper rotation: the axes' signs are free, the handedness is not
+    # URDF rpy: fixed-axis roll about x, then pitch about y, then yaw about z (R = Rz Ry Rx)
+    pitch = float(np.arcsin(np.clip(-axes[2, 0], -1.0, 1.0)))
+    roll = float(np.arctan2(axes[2, 1], axes[2, 2]))
+    yaw = float(np.arctan2(axes[1, 0], axes[0, 0]))
+    return moments, np.array([roll, pitch, yaw])
+
+
+def rpy_matrix(rpy: np.ndarray) -> np.ndarray:
+    """The rotation matrix of URDF roll-pitch-yaw angles (R = Rz(yaw) Ry(pitch) Rx(roll))."""
+    (cr, cp, cy), (sr, sp, sy) = np.cos(rpy), np.sin(rpy)
+    return np.array([[cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+                     [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+                     [-sp, cp * sr, cp * cr]])
+
+
+def _urdf(asset_id: str, mass: float, moments: np.ndarray, rpy: np.ndarray) -> str:
+    # plain floats: an f-string of a numpy scalar's repr writes "np.float64(...)", which PyBullet reads as 0
+    m = [float(x) for x in moments]
+    r = [float(x) for x in rpy]
     return f"""<?xml version="1.0"?>
 <robot name="{asset_id}">
   <link name="base">
@@ -80,9 +110,9 @@ def _urdf(asset_id: str, mass: float, inertia: np.ndarray) -> str:
       <lateral_friction value="0.5"/>
     </contact>
     <inertial>
-      <origin xyz="0 0 0" rpy="0 0 0"/>
-      <mass value="{mass!r}"/>
-      <inertia ixx="{i[0, 0]!r}" ixy="{i[0, 1]!r}" ixz="{i[0, 2]!r}" iyy="{i[1, 1]!r}" iyz="{i[1, 2]!r}" izz="{i[2, 2]!r}"/>
+      <origin xyz="0 0 0" rpy="{r[0]!r} {r[1]!r} {r[2]!r}"/>
+      <mass value="{float(mass)!r}"/>
+      <inertia ixx="{m[0]!r}" ixy="0.0" ixz="0.0" iyy="{m[1]!r}" iyz="0.0" izz="{m[2]!r}"/>
     </inertial>
     <visual>
       <origin xyz="0 0 0"/>
@@ -124,7 +154,7 @@ def build_asset(asset_id: str, mesh: trimesh.Trimesh, vhacd_resolution: int, wor
     else:
         collision_text, hulls = _vhacd(mesh, vhacd_resolution, workdir)
     mass = float(mesh.volume)  # density 1
-    inertia = np.asarray(mesh.moment_inertia, dtype=np.float64)  # trimesh assumes density 1
+    moments, rpy = principal_inertia(mesh.moment_inertia)  # trimesh assumes density 1
     bounds = mesh.bounds.tolist()
     entry = {
         "asset_type": "FileBasedObject",
@@ -142,12 +172,14 @@ def build_asset(asset_id: str, mesh: trimesh.Trimesh, vhacd_resolution: int, wor
             "volume": mass,
             "convex": convex,
             "collision_hulls": hulls,
+            "principal_moments": [float(x) for x in moments],  # density 1, scale 1 (kg m^2 per kg/m^3)
+            "principal_axes_rpy": [float(x) for x in rpy],
         },
     }
     data_json = {"id": asset_id, **entry}
     files = {
         "data.json": json.dumps(data_json, indent=2, sort_keys=True).encode(),
-        "object.urdf": _urdf(asset_id, mass, inertia).encode(),
+        "object.urdf": _urdf(asset_id, mass, moments, rpy).encode(),
         "visual_geometry.obj": _obj_text(mesh.vertices, mesh.faces).encode(),
         "collision_geometry.obj": collision_text.encode(),
     }
@@ -155,6 +187,7 @@ def build_asset(asset_id: str, mesh: trimesh.Trimesh, vhacd_resolution: int, wor
 
 
 def _default_mesh_factory(name: str, max_faces: int) -> trimesh.Trimesh:
+    # imported here: the readers of an asset dir (tokenize, simulate) never need the mesh builders' imports
     from eqscale.physics.shapes import make_shape
 
     return make_shape(name, max_faces)

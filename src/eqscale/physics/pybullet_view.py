@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pybullet as pb
 
 from eqscale.physics.kubric_compat import kb  # noqa: F401  (imports kubric without TensorFlow first)
@@ -25,7 +26,47 @@ KUBRIC_ENGINE_PARAMETERS = dict(restitutionVelocityThreshold=0.0, warmStartingFa
                                 contactSlop=0.0, enableConeFriction=False, deterministicOverlappingPairs=True)
 
 
-class SharedClient(_BulletClient):
+class InertiaFromFileClient(_BulletClient):
+    """Kubric's client, loading URDFs with the inertia they state (PyBullet's default is its box estimate)."""
+
+    def loadURDF(self, *args, **kwargs):  # noqa: N802 - PyBullet's name
+        """pybullet.loadURDF on this client, with URDF_USE_INERTIA_FROM_FILE added to the flags."""
+        kwargs["flags"] = kwargs.get("flags", 0) | pb.URDF_USE_INERTIA_FROM_FILE
+        return pb.loadURDF(*args, physicsClientId=self._client, **kwargs)
+
+
+def principal_frame_xyzw(rpy) -> np.ndarray:
+    """The quaternion (xyzw) of a URDF inertial frame's rpy: where PyBullet's base frame sits in the mesh frame."""
+    return np.asarray(pb.getQuaternionFromEuler([float(a) for a in rpy]), dtype=np.float64)
+
+
+def mesh_frame_xyzw(base_xyzw: np.ndarray, principal_xyzw: np.ndarray) -> np.ndarray:
+    """Mesh-frame orientations from PyBullet's base orientations (..., 4), both xyzw.
+
+    PyBullet reports (and resets) a body's base in its inertial frame, which a URDF with principal
+    axes rotates away from the mesh frame: q_mesh = q_base * conj(q_principal), the Hamilton product.
+    """
+    x1, y1, z1, w1 = np.moveaxis(np.asarray(base_xyzw, dtype=np.float64), -1, 0)
+    x2, y2, z2, w2 = -principal_xyzw[..., 0], -principal_xyzw[..., 1], -principal_xyzw[..., 2], principal_xyzw[..., 3]
+    return np.stack([w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+                     w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+                     w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2], axis=-1)
+
+
+def set_exact_inertia(client: int, body: int, principal_moments, volume: float, mass: float, scale: float) -> None:
+    """Give `body` the principal moments of its solid (asset moments at density 1 and scale 1, scaled).
+
+    Call it after Kubric has set the mass: PyBullet recomputes its box estimate on every mass change.
+    The principal axes come from the URDF's inertial frame, set when the body was loaded.
+    """
+    density = mass / (volume * scale**3)
+    moments = [float(m) * density * scale**5 for m in principal_moments]
+    # the mass again in the same call: given the diagonal alone, PyBullet zeroes a maximal-coordinate body's mass
+    pb.changeDynamics(body, -1, mass=float(mass), localInertiaDiagonal=moments, physicsClientId=client)
+
+
+class SharedClient(InertiaFromFileClient):
     """A DIRECT PyBullet client for many scenes in turn; `close()` disconnects it."""
 
     def __init__(self) -> None:

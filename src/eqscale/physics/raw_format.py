@@ -1,7 +1,7 @@
 """The raw shard format: one HDF5 file per simulation job, all trajectories of that shard.
 
     / attrs
-        format = "eqscale-raw", format_version = 2, complete = True (written last)
+        format = "eqscale-raw", format_version = 3, complete = True (written last)
         global_seed, shard, num_trajectories, num_frames, frame_rate, step_rate
         config_hash (sha256 of the seed/assets/simulation config sections), config_json
         meshes_sha256 (geometry of the asset set simulated with), versions_json
@@ -12,7 +12,8 @@
             material          str     "metal" | "rubber"
             scale             f8      uniform scale applied to the canonical mesh
             mass              f8      mass PyBullet simulated with (kg)
-            inertia_diagonal  f8 (3,) PyBullet's moments of inertia about the body axes (kg m^2)
+            inertia_diagonal  f8 (3,) principal moments of inertia PyBullet simulated with (kg m^2), about the
+                                      asset's principal axes (manifest metadata principal_axes_rpy)
             friction          f8
             restitution       f8
         states    (T, K, 13)  f8      per frame and object, in columns:
@@ -43,7 +44,7 @@ import numpy as np
 from eqscale.hdf5_io import open_checked
 
 RAW_FORMAT = "eqscale-raw"
-RAW_VERSION = 2
+RAW_VERSION = 3  # 3: simulated with the solids' exact inertia (2 had PyBullet's bounding-box estimate)
 
 # (per-trajectory array, number of columns) in the order of the columns of `states`
 STATE_COLUMNS = (("positions", 3), ("quaternions", 4), ("velocities", 3), ("angular_velocities", 3))

@@ -91,19 +91,23 @@ def simulate_trajectory(asset_source, manifest: dict, params: SceneParams, seed:
     without, it runs on Kubric's own view with a client of its own (the same arrays, slower).
     """
     kb = _kubric()
+    # Kubric (and with it PyBullet) is imported on first use: `eqscale simulate --help` should not pay ~1 s for it
     import pybullet as pb
+    from kubric.simulator import PyBullet
+
+    from eqscale.physics.pybullet_view import (
+        InertiaFromFileClient, ReusedClientView, principal_frame_xyzw, set_exact_inertia,
+    )
 
     rng = np.random.RandomState(seed)
     scene = kb.Scene(frame_start=0, frame_end=params.num_frames - 1, frame_rate=params.frame_rate,
                      step_rate=params.step_rate, gravity=(0.0, 0.0, params.gravity))
     if client is None:
-        from kubric.simulator import PyBullet
-
         simulator = PyBullet(scene, scratch_dir=Path(scratch_dir))
+        # Kubric's own client class, loading URDFs with their stated inertia like ours (it adds one method)
+        simulator._physics_client.__class__ = InertiaFromFileClient
         pb.setTimeStep(1.0 / params.step_rate, physicsClientId=simulator.physics_client)  # Kubric never sets it
     else:
-        from eqscale.physics.pybullet_view import ReusedClientView
-
         simulator = ReusedClientView(scene, client, scratch_dir, time_step=1.0 / params.step_rate)
     try:
         # a static box whose top face is the plane z = 0 stands in for KuBasic's floor dome
@@ -127,8 +131,14 @@ def simulate_trajectory(asset_source, manifest: dict, params: SceneParams, seed:
                                        [params.max_speed, params.max_speed, 0.0]) - [obj.position[0], obj.position[1], 0.0]
             objects.append(obj)
             materials.append(material)
-        return _run(simulator.physics_client, [obj.linked_objects[simulator] for obj in objects], objects, materials,
-                    params, seed)
+        bodies = [obj.linked_objects[simulator] for obj in objects]
+        principal = []
+        for obj, body in zip(objects, bodies):
+            meta = manifest["assets"][obj.asset_id]["metadata"]
+            set_exact_inertia(simulator.physics_client, body, meta["principal_moments"], meta["volume"],
+                              float(obj.mass), float(obj.scale[0]))
+            principal.append(principal_frame_xyzw(meta["principal_axes_rpy"]))
+        return _run(simulator.physics_client, bodies, objects, materials, params, seed, np.array(principal))
     finally:
         if client is None:
             pb.disconnect(physicsClientId=simulator.physics_client)
@@ -136,8 +146,11 @@ def simulate_trajectory(asset_source, manifest: dict, params: SceneParams, seed:
             simulator._physics_client._client = -1
 
 
-def _run(client: int, body_ids: list[int], objects: list, materials: list[str], params: SceneParams, seed: int) -> dict:
+def _run(client: int, body_ids: list[int], objects: list, materials: list[str], params: SceneParams, seed: int,
+         principal_xyzw: np.ndarray) -> dict:
     import pybullet as pb
+
+    from eqscale.physics.pybullet_view import mesh_frame_xyzw
 
     steps_per_frame = params.step_rate // params.frame_rate
     num_frames, k = params.num_frames, len(body_ids)
@@ -179,7 +192,8 @@ def _run(client: int, body_ids: list[int], objects: list, materials: list[str], 
         "friction": np.array([float(obj.friction) for obj in objects]),
         "restitution": np.array([float(obj.restitution) for obj in objects]),
         "positions": frames(poses, 0, 3),
-        "quaternions": frames(poses, 1, 4)[..., [3, 0, 1, 2]],  # PyBullet's xyzw -> wxyz
+        # PyBullet's base frame is the principal-axes frame: back to the mesh frame, then xyzw -> wxyz
+        "quaternions": mesh_frame_xyzw(frames(poses, 1, 4), principal_xyzw[None])[..., [3, 0, 1, 2]],
         "velocities": frames(velocities, 0, 3),
         "angular_velocities": frames(velocities, 1, 3),
         "contacts": _contact_events(contacts, body_ids),
