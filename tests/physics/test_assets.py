@@ -84,3 +84,37 @@ def test_meshes_file_detects_corruption(asset_dir, tmp_path):
         fh.attrs["sha256"] = "0" * 64
     with pytest.raises(ValueError, match="does not match"):
         read_meshes(copy)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncate manifest", "is not a readable asset manifest"),
+    ("drop a digest", "lacks archives_sha256.cube"),
+    ("flip archive byte", "cube.tar.gz does not match the sha256"),
+    ("truncate archive", "cube.tar.gz does not match the sha256"),
+    ("delete archive", "cube.tar.gz cannot be read"),
+])
+def test_damaged_manifest_or_archive_is_refused_by_name(asset_dir, tmp_path, damage, message):
+    import json
+    import shutil
+
+    from eqscale.physics.assets import AssetError
+
+    copy = tmp_path / "assets"
+    shutil.copytree(asset_dir, copy)
+    manifest, archive = copy / "manifest.json", copy / "cube.tar.gz"
+    if damage == "truncate manifest":
+        manifest.write_text(manifest.read_text()[:100])
+    elif damage == "drop a digest":
+        data = json.loads(manifest.read_text())
+        del data["archives_sha256"]["cube"]
+        manifest.write_text(json.dumps(data))
+    elif damage == "flip archive byte":
+        blob = bytearray(archive.read_bytes())
+        blob[len(blob) // 2] ^= 0x10
+        archive.write_bytes(bytes(blob))
+    elif damage == "truncate archive":
+        archive.write_bytes(archive.read_bytes()[:50])
+    else:
+        archive.unlink()
+    with pytest.raises(AssetError, match=message):
+        load_manifest(copy)

@@ -2,7 +2,8 @@
 
 Layout of an asset directory (what `eqscale assets` writes):
 
-    manifest.json            Kubric manifest: {"name", "assets": {id: {asset_type, kwargs, metadata}}}
+    manifest.json            Kubric manifest: {"name", "assets": {id: {asset_type, kwargs, metadata}}}, plus the
+                             sha256 of every archive and of the meshes (readers verify both)
     {id}.tar.gz              data.json, object.urdf, visual_geometry.obj, collision_geometry.obj
     meshes.h5                exact float64 canonical visual meshes (vertices, faces) per asset id,
                              the meshes that become tokens; attrs carry a content hash
@@ -213,6 +214,7 @@ def build_asset_dir(out_dir: str | Path, shapes: Sequence[str], max_faces: int, 
             entry, archive = build_asset(name, mesh, vhacd_resolution, Path(work))
             (tmp_dir / f"{name}.tar.gz").write_bytes(archive)
             manifest["assets"][name] = entry
+            manifest.setdefault("archives_sha256", {})[name] = hashlib.sha256(archive).hexdigest()
             meshes[name] = (np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64))
         write_meshes(tmp_dir / MESHES_NAME, meshes)
         manifest["meshes_sha256"] = meshes_hash(meshes)
@@ -260,11 +262,39 @@ def read_meshes(asset_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray
     return meshes
 
 
-def load_manifest(asset_dir: str | Path) -> dict:
-    """The asset manifest as a dict."""
+_REQUIRED_ENTRY_KEYS = (("kwargs", "mass"), ("metadata", "volume"), ("metadata", "principal_moments"),
+                        ("metadata", "principal_axes_rpy"))
+
+
+def load_manifest(asset_dir: str | Path, verify_archives: bool = True) -> dict:
+    """The asset manifest as a dict, after checking it is whole and (by default) that every archive it lists
+    is the one it was built with (sha256); AssetError names the file and what to rebuild."""
     path = Path(asset_dir) / MANIFEST_NAME
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: build the assets first (eqscale assets --out {asset_dir})")
-    return json.loads(path.read_text())
-
-
+    rebuild = f"rebuild the assets (eqscale assets --out {asset_dir})"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AssetError(f"{path} not found: build the assets first (eqscale assets --out {asset_dir})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AssetError(f"{path} is not a readable asset manifest ({err}); {rebuild}") from None
+    entries = manifest.get("assets") if isinstance(manifest, dict) else None
+    digests = manifest.get("archives_sha256") if isinstance(manifest, dict) else None
+    if not isinstance(entries, dict) or not isinstance(digests, dict):
+        raise AssetError(f"{path} lacks its 'assets' or 'archives_sha256' table (written by another eqscale "
+                         f"version?); {rebuild}")
+    missing = [f"{name}.{part}.{key}" for name, entry in entries.items() for part, key in _REQUIRED_ENTRY_KEYS
+               if not isinstance(entry, dict) or key not in entry.get(part, {})]
+    missing += [f"archives_sha256.{name}" for name in entries if name not in digests]
+    if missing:
+        raise AssetError(f"{path} lacks {', '.join(missing)} (written by another eqscale version?); {rebuild}")
+    if verify_archives:
+        for name in entries:
+            archive = Path(asset_dir) / f"{name}.tar.gz"
+            try:
+                digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+            except OSError as err:
+                raise AssetError(f"asset archive {archive} cannot be read ({err}); {rebuild}") from None
+            if digest != digests[name]:
+                raise AssetError(f"asset archive {archive} does not match the sha256 in {path} (corrupt or "
+                                 f"replaced); {rebuild}")
+    return manifest
