@@ -10,6 +10,7 @@ import sys
 STAGES: dict[str, tuple[str, str]] = {
     "assets": ("eqscale.physics.assets_cli", "build the procedural KuBasic-like assets"),
     "simulate": ("eqscale.physics.simulate", "simulate one shard of Kubric MOVi-B scenes"),
+    "molecules": ("eqscale.forcefield.molecules_cli", "label one shard of molecules with GFN2-xTB (force fields)"),
     "tokenize": ("eqscale.data.tokenize", "turn raw shards into token shards"),
     "train": ("eqscale.training.train", "train one grid cell"),
     "evaluate": ("eqscale.training.evaluate", "evaluate one trained cell"),
