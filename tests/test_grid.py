@@ -4,16 +4,16 @@ import pytest
 
 from eqscale.cells import Cell, CellError
 from eqscale.config import ConfigError, validate_config
-from eqscale.grid import DATA_EFFICIENCY, SCALING, GridError, build_grid, nominal_faces_per_scene
+from eqscale.grid import DATA_EFFICIENCY, SCALING, GridError, build_grid, nominal_structure
 
 PER_STEP = {("gatr", "xxs"): 1e9, ("gatr", "xs"): 4e9, ("gatr", "s"): 1.6e10,
             ("transformer", "xxs"): 5e8, ("transformer", "xs"): 2e9, ("transformer", "s"): 8e9}
 
 
-def fake_flops(model, size, batch_size, num_faces):
+def fake_flops(model, size, structure):
     if (model, size) not in PER_STEP:
         raise KeyError(f"unknown {model} size {size!r}")
-    return PER_STEP[model, size] * batch_size / 8
+    return PER_STEP[model, size] * structure.scenes / 8
 
 
 def grid_config(**grid):
@@ -26,7 +26,7 @@ def test_scaling_cells_are_isoflop_lines():
     cells = build_grid(config, fake_flops)
     scaling = [c for c in cells if c.data_fraction == 1.0]
     for cell in scaling:
-        assert cell.steps == int(1e12 // fake_flops(cell.model, cell.size, 8, 0))
+        assert cell.steps == int(1e12 // PER_STEP[cell.model, cell.size])
         assert cell.budget == 1e12
     # the data-efficiency GATr cell at the same budget and fraction 1 is the same cell: it runs once,
     # planned by both designs
@@ -49,10 +49,9 @@ def test_budget_below_one_step_names_the_cell():
         build_grid(config, fake_flops)
 
 
-def test_data_fraction_outside_unit_interval_names_the_cell():
-    config = grid_config(data_efficiency={"fractions": [0.5, 1.5], "arms": ["transformer+aug"]})
-    with pytest.raises(GridError, match=r"grid cell transformer\+aug/size~xs/data~1.5: data fraction 1.5 is outside"):
-        build_grid(config, fake_flops)
+def test_data_fraction_outside_unit_interval_names_the_key():
+    with pytest.raises(ConfigError, match=r"grid.data_efficiency.fractions.1: 1.5 is greater than the maximum of 1"):
+        grid_config(data_efficiency={"fractions": [0.5, 1.5], "arms": ["transformer+aug"]})
 
 
 def test_unknown_model_and_size_fail_clearly():
@@ -93,23 +92,24 @@ def test_impossible_cells_are_refused(fields, reason):
         Cell(**{**base, **fields})
 
 
-def test_nominal_faces_are_the_expected_padded_scene():
-    config = validate_config({"simulation": {"min_objects": 2, "max_objects": 4}, "assets": {"max_faces": 200},
-                              "training": {"batch_size": 2}})
-    # largest of two scenes with 2, 3 or 4 objects: E = 4 - (1/3)^2 - (2/3)^2 = 31/9
-    assert nominal_faces_per_scene(config) == round(200 * 31 / 9)
-    one = validate_config({"simulation": {"min_objects": 2, "max_objects": 4}, "assets": {"max_faces": 200},
-                           "training": {"batch_size": 1}})
-    assert nominal_faces_per_scene(one) == 600  # one scene per batch: no padding, the mean scene
+def test_nominal_structure_is_the_expected_packed_batch():
+    config = validate_config({"simulation": {"min_objects": 2, "max_objects": 4}, "assets": {"max_faces": 200,
+                              "shapes": ["cube", "sphere"]}, "training": {"batch_size": 8}})
+    s = nominal_structure(config)
+    # 3 objects per scene on average, half of them cubes (12 faces), half spheres (the budget, 200)
+    assert s.scenes == 8 and s.objects == pytest.approx(24) and s.tokens == pytest.approx(24 * 106)
+    assert s.object_tokens_sq == pytest.approx(24 * (12**2 + 200**2) / 2)
 
 
-def test_expected_max_objects_matches_sampling():
-    import numpy as np
+def test_planning_imports_no_torch():
+    import subprocess
+    import sys
 
-    from eqscale.grid import expected_max_objects
-
-    draws = np.random.default_rng(0).integers(3, 11, size=(200_000, 8)).max(axis=1)
-    assert abs(expected_max_objects(3, 10, 8) - draws.mean()) < 0.01
+    code = ("import sys, yaml; from eqscale.validate import check_study; "
+            "check_study(yaml.safe_load(open('presets/paper.yaml'))); print('torch' in sys.modules)")
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_plan_reads_config_yaml_of_the_working_directory(tmp_path, monkeypatch, capsys):

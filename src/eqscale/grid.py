@@ -11,11 +11,12 @@ A cell that both designs (or a repeated config entry) produce runs once and reco
 Cells and their paths live in `eqscale.cells`; this module decides which cells exist and plans
 their steps.
 
-FLOPs accounting for the plan assumes every scene is padded to the expected largest scene of its
-batch, each object with the full face budget (`nominal_faces_per_scene`): the loader pads a batch
-to its largest scene and the models spend FLOPs on the padding, so the mean scene would undercount
-a step by ~1.7x (attention is quadratic in the padded length). Every run counts its actual FLOPs
-from its real batches into run.json, and the fits use those.
+FLOPs. Batches are packed (real faces only), so a step's FLOPs follow from the batch's structure
+(`eqscale.models.counts.BatchStructure`). The plan uses the expected structure of a batch of the
+configured scenes (objects uniform in [min, max], shapes uniform, each at its nominal face count):
+that decides which sizes fit a budget and estimates runtimes. The training job then chooses its
+steps from the exact structures of the batches it will see, so its recorded FLOPs land on the
+budget; run.json records them. Nothing here imports torch: building the DAG stays fast.
 """
 
 from __future__ import annotations
@@ -25,29 +26,24 @@ from dataclasses import replace
 
 from eqscale.cells import Cell, CellError, format_budget, format_fraction, parse_arm
 from eqscale.config import ConfigError
+from eqscale.models.counts import BatchStructure, expected_structure, step_flops
+from eqscale.shape_catalog import nominal_faces
 
 SCALING, DATA_EFFICIENCY = "scaling", "data_efficiency"
 MAX_STEPS = 10**9  # no cell of any study trains this long; above it a budget is a typo
 
-FlopsPerStep = Callable[[str, str, int, int], float]  # (model, size, batch size, faces per scene) -> FLOPs
+FlopsPerStep = Callable[[str, str, BatchStructure], float]  # (model, size, batch structure) -> FLOPs of a step
 
 
 class GridError(ConfigError):
     """The grid in the config cannot be built; the message names the cell or the key."""
 
 
-def expected_max_objects(min_objects: int, max_objects: int, batch_size: int) -> float:
-    """E[largest object count among `batch_size` scenes], counts uniform on [min_objects, max_objects]."""
-    n = max_objects - min_objects + 1
-    # E[max] = max_objects - sum_k P(max <= k) over k below max_objects
-    return max_objects - sum((j / n) ** batch_size for j in range(1, n))
-
-
-def nominal_faces_per_scene(config: dict) -> int:
-    """Face tokens per (padded) scene the grid's FLOPs accounting assumes: expected batch max x face budget."""
-    sim = config["simulation"]
-    objects = expected_max_objects(sim["min_objects"], sim["max_objects"], config["training"]["batch_size"])
-    return max(1, round(objects * config["assets"]["max_faces"]))
+def nominal_structure(config: dict) -> BatchStructure:
+    """The expected structure of a training batch of the configured scenes (what the plan charges a step)."""
+    sim, assets = config["simulation"], config["assets"]
+    faces = [nominal_faces(shape, assets["max_faces"]) for shape in assets["shapes"]]
+    return expected_structure(faces, sim["min_objects"], sim["max_objects"], config["training"]["batch_size"])
 
 
 def steps_for_budget(budget: float, flops_per_step: float) -> int:
@@ -55,16 +51,13 @@ def steps_for_budget(budget: float, flops_per_step: float) -> int:
     return int(budget // flops_per_step)
 
 
-def _default_flops_per_step() -> FlopsPerStep:
-    from eqscale.models.registry import flops_per_step
-
-    return flops_per_step
+def _analytic_flops(model: str, size: str, structure: BatchStructure) -> float:
+    return float(step_flops(model, size, structure)["total"])
 
 
 def nominal_flops_per_step(model: str, size: str, config: dict, flops_per_step: FlopsPerStep | None = None) -> float:
-    """Analytic FLOPs of one optimizer step of (model, size) on the study's nominal batch; KeyError for a bad size."""
-    count = flops_per_step or _default_flops_per_step()
-    return float(count(model, size, config["training"]["batch_size"], nominal_faces_per_scene(config)))
+    """Analytic FLOPs of one optimizer step of (model, size) on the study's expected batch; KeyError for a bad size."""
+    return float((flops_per_step or _analytic_flops)(model, size, nominal_structure(config)))
 
 
 def plan_cell(cell: Cell, config: dict, flops_per_step: FlopsPerStep | None = None) -> Cell:
@@ -80,8 +73,8 @@ def plan_cell(cell: Cell, config: dict, flops_per_step: FlopsPerStep | None = No
                         f"{cell.size} ({per_step:.3g} FLOPs each), more than {MAX_STEPS:.0e}; lower the budget")
     if steps < 1:
         raise GridError(f"{where}: budget {cell.budget:.3g} FLOPs is less than one optimizer step of {cell.model} size "
-                        f"{cell.size} ({per_step:.3g} FLOPs at batch {config['training']['batch_size']} x "
-                        f"{nominal_faces_per_scene(config)} faces); raise the budget")
+                        f"{cell.size} ({per_step:.3g} FLOPs on an expected batch of {config['training']['batch_size']} "
+                        "scenes); raise the budget")
     return replace(cell, steps=steps, flops_per_step=per_step)
 
 

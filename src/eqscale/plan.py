@@ -12,12 +12,11 @@ from collections import Counter
 
 from eqscale.config import ConfigError, add_config_arguments, config_from_args, default_configfile
 from eqscale.grid import build_grid
+from eqscale.models.counts import num_params
 
 
 def plan(config: dict) -> dict:
     """Job counts and compute estimates for a validated config."""
-    from eqscale.models.registry import num_params
-
     cells = build_grid(config)
     flops = {c.dir: c.steps * c.flops_per_step for c in cells}
     compute = config["compute"]

@@ -24,3 +24,12 @@ MIN_FACES: dict[str, int] = {
     "teapot": 96,
     "suzanne": 96,
 }
+
+# shapes whose face count does not follow the budget; every other shape is built at (almost exactly) its
+# budget, so planning takes max_faces for them (the tokenizer measures the real counts)
+FIXED_FACES: dict[str, int] = {"cube": 12}
+
+
+def nominal_faces(shape: str, max_faces: int) -> int:
+    """The face count a shape is planned with at a budget (the budget itself unless its count is fixed)."""
+    return FIXED_FACES.get(shape, max_faces)
