@@ -1,5 +1,5 @@
-"""Rule inputs from imports: the static closure of every stage covers what Python really imports, and every rule
-that runs a stage declares that closure as its code input."""
+"""Rerun triggers from imports: the static closure of every stage covers what Python really imports, every rule that
+runs a stage passes that closure's digest as a parameter, and the digest follows content only."""
 
 import modulefinder
 import re
@@ -9,7 +9,7 @@ import pytest
 
 from eqscale.cells import MODEL_MODULES
 from eqscale.cli import STAGES
-from eqscale.sources import PACKAGE_DIR, module_closure, stage_sources
+from eqscale.sources import PACKAGE_DIR, module_closure, sources_digest, stage_sources
 
 SRC = PACKAGE_DIR.parent
 RULES = Path(__file__).resolve().parents[1] / "workflow" / "rules"
@@ -46,9 +46,16 @@ def test_shape_builders_are_inputs_of_the_assets_stage():
         assert any(p.endswith(name) for p in assets), name
 
 
-def test_sources_are_relative_so_a_moved_clone_reruns_nothing(tmp_path):
+def test_digest_follows_content_not_place():
+    # a digest over package-relative names and contents: the same in a moved clone, different after an edit
+    # of any file of the closure, unchanged by an edit elsewhere
     paths = stage_sources(STAGES["tokenize"][0], relative_to=SRC.parent)
     assert paths and all(p.startswith("src/eqscale/") for p in paths)
+    digest = sources_digest(STAGES["tokenize"][0])
+    assert len(digest) == 64 and digest != sources_digest(STAGES["plot"][0])
+    gatr = sources_digest(STAGES["train"][0], without=(MODEL_MODULES["transformer"],))
+    transformer = sources_digest(STAGES["train"][0], without=(MODEL_MODULES["gatr"],))
+    assert gatr != transformer
 
 
 def test_every_rule_that_runs_a_stage_declares_its_code():
@@ -61,7 +68,8 @@ def test_every_rule_that_runs_a_stage_declares_its_code():
         if not runs:
             continue
         (stage,) = set(runs)
-        assert re.search(rf'code=(lambda w: )?code\("{stage}"', body), f"rule {name} runs eqscale {stage} " \
-            f"but does not declare code(\"{stage}\") as an input"
+        params = body.split("params:", 1)[1] if "params:" in body else ""
+        assert re.search(rf'^        code=(lambda w: )?code\("{stage}"', params, re.MULTILINE), \
+            f"rule {name} runs eqscale {stage} but does not pass code(\"{stage}\") as a parameter"
         checked += 1
     assert checked >= 9  # assets, simulate, tokenize, train, evaluate, collect, fit, plot, report

@@ -5,10 +5,10 @@ rule collect:
     input:
         evals=cell_files("eval.json"),
         runs=cell_files("run.json"),
-        code=code("collect"),
     output:
         "results/summary.csv",
     params:
+        code=code("collect"),
         cells=json.dumps([{"dir": c.dir, "designs": sorted(c.designs)} for c in CELLS]),
     log:
         "results/logs/collect.log",
@@ -23,13 +23,13 @@ rule collect:
 rule fit:
     input:
         summary="results/summary.csv",
-        code=code("fit"),
     output:
         frontier="results/fits/frontier.json",
         joint="results/fits/joint.json",
         isoflop="results/fits/isoflop.json",
         data_efficiency="results/fits/data_efficiency.json",
     params:
+        code=code("fit"),
         bootstrap=config["analysis"]["bootstrap"],
         seed=config["analysis"]["seed"],
         confidence=config["analysis"]["confidence"],
@@ -53,7 +53,6 @@ rule plot:
         summary="results/summary.csv",
         fits=rules.fit.output,
         metrics=cell_files("metrics.csv"),
-        code=code("plot"),
     output:
         report(
             expand("results/figures/{name}.png", name=FIGURE_NAMES),
@@ -61,6 +60,8 @@ rule plot:
             caption="../report/figures.rst",
         ),
         expand("results/figures/{name}.pdf", name=FIGURE_NAMES),
+    params:
+        code=code("plot"),
     log:
         "results/logs/plot.log",
     benchmark:
@@ -78,9 +79,10 @@ rule report:
         summary="results/summary.csv",
         fits=rules.fit.output,
         figures=rules.plot.output,
-        code=code("report"),
     output:
         "results/report.md",
+    params:
+        code=code("report"),
     log:
         "results/logs/report.log",
     benchmark:

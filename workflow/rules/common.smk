@@ -1,6 +1,5 @@
 # Helpers shared by all rule files -- config validation, source-file inputs, output paths.
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -10,8 +9,7 @@ from snakemake.exceptions import WorkflowError
 from eqscale.cells import MODEL_MODULES
 from eqscale.cli import STAGES
 from eqscale.config import ConfigError
-from eqscale.data.token_format import planned_token_files
-from eqscale.sources import stage_sources
+from eqscale.sources import PACKAGE_DIR, sources_digest
 from eqscale.validate import check_config_files, check_study
 
 # Validate before any job starts, exactly as `eqscale validate` does: unknown keys, bad types, non-finite or
@@ -24,6 +22,11 @@ except ConfigError as err:
 config.clear()
 config.update(_validated)
 
+# the sources this workflow ships (a checkout's src/eqscale), else those of the installed package
+SOURCE_DIR = Path(workflow.basedir) / "src" / "eqscale"
+if not (SOURCE_DIR / "__init__.py").is_file():
+    SOURCE_DIR = PACKAGE_DIR
+
 # settings that change how fast a job runs, never what it computes: they reach the stages on the command
 # line, outside `params`, because a change of params reruns a job
 RUNTIME_KEYS = ("threads", "checkpoint_every_s", "num_workers")
@@ -34,11 +37,11 @@ shell.prefix(f'PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
 
 
 def code(stage, model=None):
-    """Source files `eqscale <stage>` runs (its module and everything it imports; for a model's cell only that
-    model's family): as inputs, editing code reruns exactly the jobs that run it. Relative to the working
-    directory, so a moved or re-cloned repository reruns nothing."""
+    """Digest of the source files `eqscale <stage>` runs (its module and everything it imports; for a model's
+    cell only that model's family). As a parameter, editing that code reruns exactly the jobs that run it; a
+    touched file or a moved clone reruns nothing (see eqscale.sources)."""
     others = tuple(module for name, module in MODEL_MODULES.items() if name != model) if model else ()
-    return stage_sources(STAGES[stage][0], without=others, relative_to=os.getcwd())
+    return sources_digest(STAGES[stage][0], without=others, package_dir=SOURCE_DIR)
 
 
 def config_slice(*sections):
@@ -49,8 +52,3 @@ def config_slice(*sections):
 def raw_shards():
     """Every raw shard of the configured simulation."""
     return [f"results/raw/shard-{i:04d}.h5" for i in range(config["simulation"]["num_shards"])]
-
-
-def token_shards():
-    """Every token shard `eqscale tokenize` writes for this config (the split rule decides the counts)."""
-    return [f"results/tokens/{name}" for name in planned_token_files(config)]

@@ -2,12 +2,11 @@
 
 
 rule assets:
-    input:
-        code=code("assets"),
     output:
         manifest="results/assets/manifest.json",
         meshes="results/assets/meshes.h5",
     params:
+        code=code("assets"),
         cfg=config_slice("assets"),
     log:
         "results/logs/assets.log",
@@ -27,10 +26,10 @@ rule simulate:
     input:
         manifest="results/assets/manifest.json",
         meshes="results/assets/meshes.h5",
-        code=code("simulate"),
     output:
         "results/raw/shard-{shard}.h5",
     params:
+        code=code("simulate"),
         cfg=config_slice("seed", "assets", "simulation"),
     wildcard_constraints:
         shard=r"\d{4}",
@@ -53,11 +52,12 @@ rule tokenize:
     input:
         raw=raw_shards(),
         meshes="results/assets/meshes.h5",
-        code=code("tokenize"),
     output:
+        # the shards are listed (with their sha256 and counts) in stats.json, written last: the loader checks
+        # them against it, so stats.json alone stands for the whole generation
         stats="results/tokens/stats.json",
-        shards=token_shards(),
     params:
+        code=code("tokenize"),
         cfg=config_slice("seed", "tokens"),
     log:
         "results/logs/tokenize.log",

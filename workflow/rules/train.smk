@@ -4,7 +4,6 @@
 rule train:
     input:
         tokens="results/tokens/stats.json",
-        code=lambda w: code("train", model=w.model),
     output:
         run=f"{CELL_PATTERN}/run.json",
         model=f"{CELL_PATTERN}/model.pt",
@@ -12,6 +11,7 @@ rule train:
     wildcard_constraints:
         **WILDCARD_CONSTRAINTS,
     params:
+        code=lambda w: code("train", model=w.model),
         cfg=lambda w: json.dumps({"seed": config["seed"], "tokens": config["tokens"],
                                   "assets": {"max_faces": config["assets"]["max_faces"]},
                                   "simulation": {k: config["simulation"][k] for k in ("min_objects", "max_objects")},
@@ -40,12 +40,12 @@ rule evaluate:
         run=f"{CELL_PATTERN}/run.json",
         model=f"{CELL_PATTERN}/model.pt",
         tokens="results/tokens/stats.json",
-        code=lambda w: code("evaluate", model=w.model),
     output:
         f"{CELL_PATTERN}/eval.json",
     wildcard_constraints:
         **WILDCARD_CONSTRAINTS,
     params:
+        code=lambda w: code("evaluate", model=w.model),
         cfg=lambda w: json.dumps({"tokens": config["tokens"], "evaluation": config["evaluation"]}, sort_keys=True),
         cell=lambda w: cell_of(w).dir,
     log:
