@@ -34,8 +34,9 @@ def load_forcefield_schema() -> dict:
 def _semantic_checks(config: dict) -> None:
     mol, ff = config["molecules"], config["forcefield"]
     if mol["val_fraction"] + mol["test_fraction"] >= 1.0:
-        raise ConfigError(f"config key molecules.test_fraction: val_fraction + test_fraction = "
-                          f"{mol['val_fraction'] + mol['test_fraction']} leaves no training molecules; keep the sum below 1")
+        total = mol["val_fraction"] + mol["test_fraction"]
+        raise ConfigError(f"config key molecules.test_fraction: val_fraction + test_fraction = {total} leaves no "
+                          "training molecules; keep the sum below 1")
     if len(set(mol["temperatures"])) != len(mol["temperatures"]):
         raise ConfigError(f"config key molecules.temperatures: {mol['temperatures']} repeats a temperature")
     if mol["num_molecules"] is not None and mol["num_shards"] > mol["num_molecules"]:
@@ -47,7 +48,7 @@ def _semantic_checks(config: dict) -> None:
 
 
 def validate_forcefield_config(config: dict | None) -> dict:
-    """A validated deep copy of `config` with the force-field sections' defaults filled in; ConfigError naming the key."""
+    """A validated deep copy of `config`, force-field defaults filled in; ConfigError naming the key."""
     config = copy.deepcopy(config) if config is not None else {}
     if not isinstance(config, dict):
         raise ConfigError(f"config must be a mapping of keys to values, got {type(config).__name__}")

@@ -88,7 +88,7 @@ def _load(path: Path, mtime_ns: int) -> tuple[Molecule, ...]:
         if foreign:
             raise MoleculeListError(f"{where}: atomic numbers {foreign} are outside the study's elements {ELEMENTS}")
         if Chem.GetFormalCharge(mol) != 0 or Descriptors.NumRadicalElectrons(mol) != 0:
-            raise MoleculeListError(f"{where}: not neutral and closed-shell (labels are computed for charge 0, singlet)")
+            raise MoleculeListError(f"{where}: not neutral and closed-shell (labels are for charge 0, singlet)")
         molecules.append(Molecule(len(molecules), smiles, name, numbers))
     if not molecules:
         raise MoleculeListError(f"SMILES list {path} holds no molecules")

@@ -27,8 +27,6 @@ from eqscale.forcefield.molecules import (MoleculeListError, file_sha256, load_m
 from eqscale.forcefield.shard_format import CONFIGURATION_DTYPE, MoleculeShardError, molecule_table, write_shard
 from eqscale.io_utils import package_versions
 
-log = logging.getLogger(__name__)
-
 LABEL_SECTIONS = ["seed", "molecules"]  # what a shard's bytes depend on
 
 

@@ -50,9 +50,10 @@ def assign_splits(molecule_ids, seed: int, val_fraction: float, test_fraction: f
 def composition(numbers: np.ndarray, num_atoms: np.ndarray, elements: list[int]) -> np.ndarray:
     """(configurations, elements) atom counts of configurations packed back to back."""
     config_of_atom = np.repeat(np.arange(len(num_atoms)), num_atoms)
+    unknown = sorted(set(numbers.tolist()) - set(elements))
+    if unknown:
+        raise ValueError(f"atomic numbers {unknown} have no reference energy")
     column = np.searchsorted(elements, numbers)
-    if np.any(column >= len(elements)) or np.any(np.asarray(elements)[np.minimum(column, len(elements) - 1)] != numbers):
-        raise ValueError(f"atomic numbers {sorted(set(numbers.tolist()) - set(elements))} have no reference energy")
     counts = np.zeros((len(num_atoms), len(elements)))
     np.add.at(counts, (config_of_atom, column), 1.0)
     return counts
