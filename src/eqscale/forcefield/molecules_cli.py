@@ -40,7 +40,7 @@ def label_shard(config: dict, shard: int, out_path: str | Path, progress: bool =
                 trace: list | None = None) -> Path:
     """Label every molecule of `shard` and write the shard to `out_path` atomically.
 
-    `trace` (for the benchmark) receives every geometry a single point was computed at, in order.
+    `trace` (for the benchmark) receives each MD run's geometries, every one a single point was computed at.
     """
     single_thread_openmp()
     m = config["molecules"]
