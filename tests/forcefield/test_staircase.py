@@ -125,8 +125,11 @@ def test_spherical_tensor_product_equals_e3nn_uvu(lmax):
         gen = torch.Generator().manual_seed(lmax)
         x = torch.randn(edges, channels, num_components(lmax), generator=gen)
         y = spherical_harmonics(torch.randn(edges, 3, generator=gen), lmax)
-        weights = torch.randn(edges, channels, product.num_paths, generator=gen)
-        ours = product(x, product.couple(y), weights)
+        weights = torch.randn(edges, product.num_paths, channels, generator=gen)  # e3nn's layout: per path
+        block_major = torch.cat([weights[:, members].transpose(1, 2).reshape(edges, -1)
+                                 for _, _, members in product.blocks], dim=1)
+        one_edge_per_atom = torch.arange(edges)
+        ours = product(x, one_edge_per_atom, one_edge_per_atom, product.couple(y), block_major)
         irreps_in = o3.Irreps([(channels, (l, (-1) ** l)) for l in range(lmax + 1)])
         instructions = [(l1, l2, k, "uvu", True, 1.0) for k, (l1, l2, _) in enumerate(product.paths)]
         reference = o3.TensorProduct(irreps_in, o3.Irreps.spherical_harmonics(lmax),
@@ -134,7 +137,7 @@ def test_spherical_tensor_product_equals_e3nn_uvu(lmax):
                                      instructions, irrep_normalization="component", path_normalization="none",
                                      shared_weights=False, internal_weights=False)
         x_e3nn = torch.cat([x[:, :, block(l)].reshape(edges, -1) for l in range(lmax + 1)], -1)
-        out = reference(x_e3nn, y, weights.transpose(1, 2).reshape(edges, -1))
+        out = reference(x_e3nn, y, weights.reshape(edges, -1))
     finally:
         torch.set_default_dtype(torch.float32)
     # e3nn lays each path out as (channel, m); ours groups paths per l3 as (channel, path, m)

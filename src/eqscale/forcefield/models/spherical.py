@@ -60,23 +60,26 @@ class _Tables:
 
 
 class SphericalTensorProduct(nn.Module):
-    """out_l3[e, (c, path), k] = w[e, c, path] sqrt(2 l3 + 1) sum_ij C^{l1 l2 l3}_ijk x[e, c, l1 i] y[e, l2 j].
+    """Messages w[e, c, path] sqrt(2 l3 + 1) sum_ij C^{l1 l2 l3}_ijk h[sender, c, l1 i] Y[e, l2 j], summed per receiver.
 
-    x: (E, C, D) features, y: (E, D) spherical harmonics (through `couple`), weights: (E, C, P)
-    one per channel and path, paths in `self.paths` order (by l3, then l1, l2). Output: per
-    degree l3 a tensor (E, C * paths_into(l3), 2 l3 + 1), channel-major. The harmonics are
-    contracted with the 3j symbols first (per edge, independent of channels), then one batched
-    product with the channels per l1: 2 E (2l1+1) Q C multiply-adds, no outer product.
+    h: (A, C, D) atom features, Y: (E, D) spherical harmonics of the edges (through `couple`),
+    weights: (E, C * P), one per channel and path. Paths are grouped in blocks of equal (l3, l1)
+    (`self.blocks`, ordered by l3 then l1; within a block by l2); the weights are laid out block
+    by block, channel-major within a block. Each block is one batched product: the harmonics are
+    contracted with the block's 3j symbols first (per edge, shared by every layer: `couple`), then
+    multiplied into the sender's degree-l1 channels, 2 E C (2l1+1) n (2l3+1) multiply-adds for a
+    block of n paths, no outer product and no regrouping of edge-sized tensors (copies of those
+    dominated the layer's time).
     """
 
     def __init__(self, lmax: int):
         super().__init__()
         self.lmax = lmax
         self.paths = sorted(paths(lmax), key=lambda p: (p[2], p[0], p[1]))
-        by_l1: dict[int, list[int]] = {}
-        for index, (l1, _, _) in enumerate(self.paths):
-            by_l1.setdefault(l1, []).append(index)
-        self.groups = sorted(by_l1.items())
+        blocks: dict[tuple[int, int], list[int]] = {}
+        for index, (l1, _, l3) in enumerate(self.paths):
+            blocks.setdefault((l3, l1), []).append(index)
+        self.blocks = [(l1, l3, members) for (l3, l1), members in blocks.items()]
         self._tables = _Tables(self._build_tables())
 
     @property
@@ -92,52 +95,51 @@ class SphericalTensorProduct(nn.Module):
         from e3nn import o3
 
         tables = []
-        for l1, group in self.groups:
-            for index in group:
-                _, l2, l3 = self.paths[index]
+        for l1, l3, members in self.blocks:
+            for index in members:
+                l2 = self.paths[index][1]
                 w3j = o3.wigner_3j(l1, l2, l3, dtype=torch.float64) * math.sqrt(2 * l3 + 1)  # (i, j, k)
                 # (j, (i, k)): the harmonic block times this matrix gives every (i, k) coupling at once
                 tables.append(w3j.permute(1, 0, 2).reshape(2 * l2 + 1, (2 * l1 + 1) * (2 * l3 + 1)))
         return tables
 
     def couple(self, y: torch.Tensor) -> list[torch.Tensor]:
-        """Per l1, the harmonics contracted with the 3j symbols of every path from l1: (E, 2 l1 + 1, Q_l1).
+        """Per block, the harmonics contracted with its 3j symbols: (E, 2 l1 + 1, n (2 l3 + 1)).
 
         Depends on the edges only, so a network computes it once and every layer reuses it.
         """
         tables = iter(self._tables.get(y.dtype, y.device))
         coupled = []
-        for l1, group in self.groups:
-            parts = [(y[:, block(self.paths[i][1])] @ next(tables)).view(y.shape[0], 2 * l1 + 1, -1) for i in group]
+        for l1, _, members in self.blocks:
+            parts = [(y[:, block(self.paths[i][1])] @ next(tables)).view(y.shape[0], 2 * l1 + 1, -1) for i in members]
             coupled.append(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])
         return coupled
 
-    def forward(self, x: torch.Tensor, coupled: list[torch.Tensor], weights: torch.Tensor) -> list[torch.Tensor]:
-        """(E, C, D), `couple(y)`, (E, C, P) -> per degree (E, C * paths_into(l), 2l + 1)."""
-        edges, channels = x.shape[0], x.shape[1]
-        per_path: list[torch.Tensor | None] = [None] * len(self.paths)
-        for (l1, group), yc in zip(self.groups, coupled):
-            out = torch.bmm(x[:, :, block(l1)], yc)  # one batched product per l1 covers all its paths
-            for i, chunk in zip(group, out.split([2 * self.paths[i][2] + 1 for i in group], dim=-1)):
-                per_path[i] = chunk
-        degrees, start = [], 0
-        for l3 in range(self.lmax + 1):
-            count = self.paths_into(l3)
-            stacked = torch.stack(per_path[start:start + count], dim=2)  # (E, C, paths, 2 l3 + 1)
-            weighted = stacked * weights[:, :, start:start + count].unsqueeze(-1)
-            degrees.append(weighted.reshape(edges, channels * count, 2 * l3 + 1))
-            start += count
-        return degrees
+    def forward(self, h: torch.Tensor, senders: torch.Tensor, receivers: torch.Tensor, coupled: list[torch.Tensor],
+                weights: torch.Tensor) -> list[torch.Tensor]:
+        """Summed messages per receiving atom, per degree l3: (A, C * paths_into(l3), 2 l3 + 1)."""
+        atoms, channels = h.shape[0], h.shape[1]
+        edges = senders.shape[0]
+        sent = {l1: torch.index_select(h[:, :, block(l1)], 0, senders) for l1 in {b[0] for b in self.blocks}}
+        pieces = weights.split([channels * len(members) for _, _, members in self.blocks], dim=1)
+        per_degree: list[list[torch.Tensor]] = [[] for _ in range(self.lmax + 1)]
+        for (l1, l3, members), yc, w in zip(self.blocks, coupled, pieces):
+            n, width = len(members), 2 * l3 + 1
+            messages = torch.bmm(sent[l1], yc).view(edges, channels, n, width) * w.view(edges, channels, n, 1)
+            summed = messages.new_zeros(atoms, channels * n * width).index_add_(0, receivers, messages.view(edges, -1))
+            per_degree[l3].append(summed.view(atoms, channels, n, width))
+        return [(torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]).reshape(atoms, -1, 2 * l3 + 1)
+                for l3, parts in enumerate(per_degree)]
 
     def coupling_flops(self, edges: int) -> int:
         """Forward FLOPs of `couple`."""
-        return sum(2 * edges * (2 * self.paths[i][1] + 1) * (2 * l1 + 1) * (2 * self.paths[i][2] + 1)
-                   for l1, group in self.groups for i in group)
+        return sum(2 * edges * (2 * self.paths[i][1] + 1) * (2 * l1 + 1) * (2 * l3 + 1)
+                   for l1, l3, members in self.blocks for i in members)
 
     def flops(self, edges: int, channels: int) -> int:
         """Forward FLOPs of `forward` (the batched products)."""
-        return sum(2 * edges * channels * (2 * l1 + 1) * sum(2 * self.paths[i][2] + 1 for i in group)
-                   for l1, group in self.groups)
+        return sum(2 * edges * channels * (2 * l1 + 1) * len(members) * (2 * l3 + 1)
+                   for l1, l3, members in self.blocks)
 
 
 class SphericalLinear(nn.Module):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from eqscale.forcefield.graph import Graph, scatter_sum
+from eqscale.forcefield.graph import Graph
 from eqscale.forcefield.models.common import (NEIGHBOUR_NORM, NUM_ELEMENT_EMBEDDINGS, BesselBasis, ForceFieldNet,
                                               GraphCounts, cosine_envelope, mlp, mlp_flops)
 from eqscale.forcefield.models.spherical import (SphericalLinear, SphericalTensorProduct, block, gate,
@@ -63,13 +63,9 @@ class TensorLayer(nn.Module):
                 envelope: torch.Tensor) -> torch.Tensor:
         """Updated atom features (A, C, D); `coupled` = product.couple(harmonics of the edges)."""
         c = self.config
-        weights = (self.radial(rbf) * envelope.unsqueeze(-1)).view(-1, c.channels, self.product.num_paths)
-        messages = self.product(h[graph.senders], coupled, weights)
-        # one scatter for all degrees: flatten, concatenate, sum per receiver, split back
-        widths = [m.shape[1] * m.shape[2] for m in messages]
-        flat = scatter_sum(torch.cat([m.flatten(1) for m in messages], dim=1), graph.receivers, h.shape[0])
-        per_degree = [part.view(h.shape[0], m.shape[1], m.shape[2]) / NEIGHBOUR_NORM
-                      for part, m in zip(flat.split(widths, dim=1), messages)]
+        weights = self.radial(rbf) * envelope.unsqueeze(-1)
+        summed = self.product(h, graph.senders, graph.receivers, coupled, weights)
+        per_degree = [m / NEIGHBOUR_NORM for m in summed]
         mixed = [a + b for a, b in zip(self.message_linear(per_degree), self.self_linear(split_blocks(h, c.lmax)))]
         return h + torch.cat(gate(mixed, c.channels), dim=-1)
 
