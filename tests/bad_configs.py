@@ -76,4 +76,12 @@ BAD_CONFIGS = [
      "name the same cell directory (budget~1e13)"),
     ("a budget given twice", "grid:\n  scaling_budgets: [1.0e+13, 1.0e+13]\n", "has non-unique elements"),
     ("no size reaches min_steps", "grid:\n  min_steps: 100000000\n", "gives every gatr size fewer than grid.min_steps"),
+    ("replicates of a budget not in the grid", "grid:\n  replicates: {seeds: [1], budgets: [5.0e+12]}\n",
+     "grid.replicates.budgets: [5e+12] are not scaling budgets"),
+    ("learning-rate sweep at one size", "lr_sweep:\n  enabled: true\n  sizes: {gatr: [xs]}\n",
+     "lr_sweep.sizes.gatr: ['xs'] is too short"),
+    ("learning-rate sweep of an unknown size", "lr_sweep:\n  enabled: true\n  sizes: {gatr: [xs, huge]}\n",
+     "grid cell gatr/size~huge/budget~1e12/data~1/aug~0/lr~0.00025"),
+    ("learning-rate sweep with two factors", "lr_sweep:\n  enabled: true\n  factors: [1, 2]\n",
+     "lr_sweep.factors: [1, 2] is too short"),
 ]

@@ -4,7 +4,7 @@ import pytest
 
 from eqscale.cells import Cell, CellError
 from eqscale.config import ConfigError, validate_config
-from eqscale.grid import DATA_EFFICIENCY, SCALING, GridError, build_grid, nominal_structure
+from eqscale.grid import DATA_EFFICIENCY, LR_SWEEP, SCALING, GridError, build_grid, nominal_structure, sweep_cells
 
 PER_STEP = {("gatr", "xxs"): 1e9, ("gatr", "xs"): 4e9, ("gatr", "s"): 1.6e10,
             ("transformer", "xxs"): 5e8, ("transformer", "xs"): 2e9, ("transformer", "s"): 8e9}
@@ -22,7 +22,7 @@ def grid_config(**grid):
 
 def test_scaling_cells_are_isoflop_lines():
     config = grid_config(scaling_budgets=[1e12], min_steps=1,
-                         data_efficiency={"fractions": [1.0], "arms": ["gatr"], "budget": 1e12})
+                         data_efficiency={"fractions": [1.0], "arms": ["gatr"], "budget": 1e12, "converge": False})
     cells = build_grid(config, fake_flops)
     scaling = [c for c in cells if c.data_fraction == 1.0]
     for cell in scaling:
@@ -33,6 +33,39 @@ def test_scaling_cells_are_isoflop_lines():
     assert len(cells) == len({c.dir for c in cells}) == 6
     both = [c for c in cells if c.designs == {SCALING, DATA_EFFICIENCY}]
     assert len(both) == 1 and both[0].model == "gatr" and both[0].size == "xs"
+
+
+def test_data_efficiency_cells_converge_under_their_cap():
+    config = grid_config(scaling_budgets=[1e12], min_steps=1,
+                         data_efficiency={"fractions": [0.5, 1.0], "arms": ["gatr", "transformer+aug"], "budget": 1e12})
+    cells = build_grid(config, fake_flops)
+    converging = [c for c in cells if c.converge]
+    assert {c.designs for c in converging} == {frozenset({DATA_EFFICIENCY})}
+    assert len(converging) == 4 and all("/converge~1e12/" in c.dir for c in converging)
+    # a converging cell at full data is another cell than the scaling cell of the same size and budget
+    assert len(cells) == 6 + 4
+
+
+def test_replicate_seeds_only_at_their_budgets():
+    config = grid_config(scaling_budgets=[1e12, 4e12], min_steps=1, replicates={"seeds": [7], "budgets": [4e12]},
+                         data_efficiency={"fractions": [0.5], "arms": ["gatr"]})
+    cells = [c for c in build_grid(config, fake_flops) if SCALING in c.designs]
+    assert {c.budget for c in cells if c.seed == 7} == {4e12}
+    assert len([c for c in cells if c.seed == 7]) == len([c for c in cells if c.budget == 4e12 and c.seed == 0])
+    with pytest.raises(GridError, match=r"grid.replicates.budgets: \[5e\+12\] are not scaling budgets"):
+        build_grid(grid_config(replicates={"seeds": [1], "budgets": [5e12]}), fake_flops)
+
+
+def test_learning_rate_sweep_cells():
+    config = validate_config({"grid": {"scaling_budgets": [1e12], "min_steps": 1},
+                              "training": {"lr": {"gatr": 0.002, "transformer": 0.001}},
+                              "lr_sweep": {"enabled": True, "budget": 5e11, "factors": [0.5, 1, 2],
+                                           "sizes": {"gatr": ["xxs", "xs"], "transformer": ["xxs", "s"]}}})
+    sweep = sweep_cells(build_grid(config, fake_flops))
+    assert len(sweep) == 2 * 2 * 3
+    assert {c.lr for c in sweep if c.model == "gatr"} == {0.001, 0.002, 0.004}
+    assert all(c.budget == 5e11 and c.designs == {LR_SWEEP} and not c.converge for c in sweep)
+    assert all("/lr~auto/" in c.dir for c in build_grid(config, fake_flops) if c not in sweep)
 
 
 def test_min_steps_drops_too_large_models_but_not_whole_budgets():
@@ -72,7 +105,10 @@ def test_seeds_multiply_cells_and_paths_round_trip():
         assert Cell.from_wildcards(cell.wildcards) == cell
         assert Cell.from_record(cell.as_record()) == cell
     cell = Cell("gatr", "s", 2.5e12, 0.25, False, 0)
-    assert cell.dir == "results/runs/gatr/size~s/budget~2.5e12/data~0.25/aug~0/seed~0"
+    assert cell.dir == "results/runs/gatr/size~s/budget~2.5e12/data~0.25/aug~0/lr~auto/seed~0"
+    tuned = Cell("gatr", "s", 2.5e12, 0.25, False, 0, converge=True, lr=3e-3)
+    assert tuned.dir == "results/runs/gatr/size~s/converge~2.5e12/data~0.25/aug~0/lr~0.003/seed~0"
+    assert Cell.from_dir(tuned.dir) == tuned != cell
     assert cell.arm == "gatr" and Cell("transformer", "s", 1e12, 1.0, True, 0).arm == "transformer+aug"
     with pytest.raises(CellError, match="not a cell directory"):
         Cell.from_dir("results/runs/gatr/s/2400")

@@ -1,9 +1,15 @@
 """A cell of the study, its arm and its path: the one home every producer and consumer takes them from.
 
-A cell is one training run: (model family, size, compute budget, data fraction, augmentation, seed).
-Its run directory is `results/runs/<cell.id>`, where
+A cell is one training run: (model family, size, how long it trains, data fraction, augmentation,
+learning rate, seed). Its run directory is `results/runs/<cell.id>`, where
 
-    cell.id = <model>/size~<size>/budget~<budget>/data~<fraction>/aug~<0|1>/seed~<seed>
+    cell.id = <model>/size~<size>/<stop>~<budget>/data~<fraction>/aug~<0|1>/lr~<lr>/seed~<seed>
+
+* stop: `budget` trains for exactly the compute budget (the scaling grid's IsoFLOP lines);
+  `converge` trains until the validation loss stops improving, the budget being the cap (the
+  data-efficiency arms, whose claim is about "sufficient epochs");
+* lr: `auto` is the study's learning rate for the family and size (the fitted rule of the
+  learning-rate stage, or the config's); a number is a fixed rate (the learning-rate sweep).
 
 `Cell.dir`, `Cell.from_dir` and `Cell.from_wildcards` are the only places that turn a cell into
 text or back; the Snakemake rules take their wildcard pattern and constraints from `PATH_PATTERN`
@@ -72,9 +78,16 @@ def format_budget(budget: float) -> str:
     return f"{budget:.6g}".replace("e+", "e")
 
 
-PATH_PATTERN = "{model}/size~{size}/budget~{budget}/data~{data}/aug~{aug}/seed~{seed}"
-WILDCARD_CONSTRAINTS = {"model": "|".join(MODELS), "size": r"[A-Za-z0-9_.-]+", "budget": r"[0-9.e-]+",
-                        "data": r"[0-9.e-]+", "aug": "[01]", "seed": r"\d+"}
+def format_lr(lr: float | None) -> str:
+    """A learning rate as path text: 'auto' for the study's own, else 6 significant digits ('0.003')."""
+    return "auto" if lr is None else f"{lr:.6g}"
+
+
+BUDGET, CONVERGE = "budget", "converge"
+PATH_PATTERN = "{model}/size~{size}/{stop}~{budget}/data~{data}/aug~{aug}/lr~{lr}/seed~{seed}"
+WILDCARD_CONSTRAINTS = {"model": "|".join(MODELS), "size": r"[A-Za-z0-9_.-]+", "stop": f"{BUDGET}|{CONVERGE}",
+                        "budget": r"[0-9.e-]+", "data": r"[0-9.e-]+", "aug": "[01]", "lr": r"auto|[0-9.e-]+",
+                        "seed": r"\d+"}
 RUNS_DIR = "results/runs"
 _CELL_RE = re.compile("(?:^|/)" + PATH_PATTERN.format(**{k: f"(?P<{k}>{v})" for k, v in WILDCARD_CONSTRAINTS.items()})
                       + "/?$")
@@ -95,10 +108,12 @@ class Cell:
 
     model: str
     size: str
-    budget: float
+    budget: float  # FLOPs: the compute trained for, or the cap of a converging cell
     data_fraction: float
     augment: bool
     seed: int
+    converge: bool = False  # train until the validation loss stops improving (the budget caps it)
+    lr: float | None = None  # None: the study's learning rate for this family and size
     steps: int | None = field(default=None, compare=False, hash=False)
     flops_per_step: float | None = field(default=None, compare=False, hash=False)
     designs: frozenset[str] = field(default=frozenset(), compare=False, hash=False)
@@ -114,10 +129,14 @@ class Cell:
             raise CellError(f"data fraction {self.data_fraction!r} is outside (0, 1]")
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise CellError(f"seed {self.seed!r} is not a non-negative integer")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise CellError(f"learning rate {self.lr!r} is not a positive finite number")
         # the path rounds to 6 significant digits: keep only what the path can say, so a cell and
         # the cell parsed back from its path are equal
         object.__setattr__(self, "budget", float(format_budget(self.budget)))
         object.__setattr__(self, "data_fraction", float(format_fraction(self.data_fraction)))
+        if self.lr is not None:
+            object.__setattr__(self, "lr", float(format_lr(self.lr)))
 
     @property
     def arm(self) -> str:
@@ -127,8 +146,9 @@ class Cell:
     @property
     def wildcards(self) -> dict[str, str]:
         """The Snakemake wildcards of this cell (the fields of `PATH_PATTERN`)."""
-        return {"model": self.model, "size": self.size, "budget": format_budget(self.budget),
-                "data": format_fraction(self.data_fraction), "aug": str(int(self.augment)), "seed": str(self.seed)}
+        return {"model": self.model, "size": self.size, "stop": CONVERGE if self.converge else BUDGET,
+                "budget": format_budget(self.budget), "data": format_fraction(self.data_fraction),
+                "aug": str(int(self.augment)), "lr": format_lr(self.lr), "seed": str(self.seed)}
 
     @property
     def id(self) -> str:
@@ -143,15 +163,17 @@ class Cell:
     def as_record(self) -> dict:
         """The cell as plain JSON values (what run.json and eval.json record under "cell")."""
         return {"model": self.model, "size": self.size, "budget": self.budget, "data_fraction": self.data_fraction,
-                "augment": self.augment, "seed": self.seed}
+                "augment": self.augment, "seed": self.seed, "converge": self.converge, "lr": self.lr}
 
     @classmethod
     def from_record(cls, record: dict) -> Cell:
         """Inverse of `as_record`; CellError names a missing or bad field."""
         try:
+            lr = record["lr"]
             return cls(model=record["model"], size=str(record["size"]), budget=float(record["budget"]),
                        data_fraction=float(record["data_fraction"]), augment=bool(record["augment"]),
-                       seed=int(record["seed"]))
+                       seed=int(record["seed"]), converge=bool(record["converge"]),
+                       lr=None if lr is None else float(lr))
         except KeyError as err:
             raise CellError(f"cell record lacks {err.args[0]!r}") from None
         except (TypeError, ValueError) as err:
@@ -162,7 +184,8 @@ class Cell:
         """The cell a Snakemake job's wildcards name."""
         return cls(model=wildcards["model"], size=wildcards["size"], budget=float(wildcards["budget"]),
                    data_fraction=float(wildcards["data"]), augment=wildcards["aug"] == "1",
-                   seed=int(wildcards["seed"]))
+                   seed=int(wildcards["seed"]), converge=wildcards["stop"] == CONVERGE,
+                   lr=None if wildcards["lr"] == "auto" else float(wildcards["lr"]))
 
     @classmethod
     def from_dir(cls, path) -> Cell:

@@ -29,7 +29,7 @@ from eqscale.config import ConfigError
 from eqscale.models.counts import BatchStructure, expected_structure, step_flops
 from eqscale.shape_catalog import nominal_faces
 
-SCALING, DATA_EFFICIENCY = "scaling", "data_efficiency"
+SCALING, DATA_EFFICIENCY, LR_SWEEP = "scaling", "data_efficiency", "lr_sweep"
 MAX_STEPS = 10**9  # no cell of any study trains this long; above it a budget is a typo
 
 FlopsPerStep = Callable[[str, str, BatchStructure], float]  # (model, size, batch structure) -> FLOPs of a step
@@ -94,6 +94,10 @@ def build_grid(config: dict, flops_per_step: FlopsPerStep | None = None) -> list
     grid = config["grid"]
     _distinct_in_paths(grid["scaling_budgets"], format_budget, "grid.scaling_budgets", "budget")
     _distinct_in_paths(grid["data_efficiency"]["fractions"], format_fraction, "grid.data_efficiency.fractions", "data")
+    unknown = sorted(set(grid["replicates"]["budgets"]) - set(grid["scaling_budgets"]))
+    if unknown:
+        raise GridError(f"config key grid.replicates.budgets: [{', '.join(f'{b:.3g}' for b in unknown)}] are not "
+                        f"scaling budgets (grid.scaling_budgets: {', '.join(f'{b:.3g}' for b in grid['scaling_budgets'])})")
     cells: dict[Cell, Cell] = {}
 
     def add(cell: Cell, design: str) -> None:
@@ -103,23 +107,24 @@ def build_grid(config: dict, flops_per_step: FlopsPerStep | None = None) -> list
 
     def make(where: str, **fields) -> Cell:
         try:
-            return Cell(**fields)
+            return plan_cell(Cell(**fields), config, flops_per_step)
         except CellError as err:
             raise GridError(f"{where}: {err}") from None
 
+    replicated = set(grid["replicates"]["budgets"])
     for model, spec in grid["scaling"].items():
         for budget in grid["scaling_budgets"]:
+            seeds = list(grid["seeds"]) + [s for s in grid["replicates"]["seeds"] if budget in replicated]
             kept = 0
             for size in spec["sizes"]:
                 where = f"grid cell {model}/size~{size} at budget {budget:.3g}"
-                for seed in grid["seeds"]:
-                    cell = plan_cell(make(where, model=model, size=size, budget=budget, data_fraction=1.0,
-                                          augment=spec["augment"], seed=seed), config, flops_per_step)
-                    if cell.steps < grid["min_steps"]:
-                        break  # too large a model for this budget: not a useful point on its IsoFLOP line
+                planned = [make(where, model=model, size=size, budget=budget, data_fraction=1.0,
+                                augment=spec["augment"], seed=seed) for seed in dict.fromkeys(seeds)]
+                if planned[0].steps < grid["min_steps"]:
+                    continue  # too large a model for this budget: not a useful point on its IsoFLOP line
+                kept += 1
+                for cell in planned:
                     add(cell, SCALING)
-                else:
-                    kept += 1
             if kept == 0:
                 raise GridError(f"grid.scaling_budgets: budget {budget:.3g} gives every {model} size fewer than "
                                 f"grid.min_steps={grid['min_steps']} steps; raise the budget or add smaller sizes")
@@ -130,6 +135,21 @@ def build_grid(config: dict, flops_per_step: FlopsPerStep | None = None) -> list
         for fraction in data["fractions"]:
             where = f"grid cell {arm}/size~{size}/data~{format_fraction(fraction)}"
             for seed in grid["seeds"]:
-                add(plan_cell(make(where, model=model, size=size, budget=data["budget"], data_fraction=fraction,
-                                   augment=augment, seed=seed), config, flops_per_step), DATA_EFFICIENCY)
+                add(make(where, model=model, size=size, budget=data["budget"], data_fraction=fraction,
+                         augment=augment, seed=seed, converge=data["converge"]), DATA_EFFICIENCY)
+    sweep = config["lr_sweep"]
+    if sweep["enabled"]:
+        for model, sizes in sweep["sizes"].items():
+            augment = grid["scaling"][model]["augment"] if model in grid["scaling"] else False
+            for size in sizes:
+                for factor in sweep["factors"]:
+                    lr = factor * config["training"]["lr"][model]
+                    where = f"learning-rate sweep cell {model}/size~{size}/lr~{lr:.6g}"
+                    add(make(where, model=model, size=size, budget=sweep["budget"], data_fraction=1.0,
+                             augment=augment, seed=sweep["seed"], lr=lr), LR_SWEEP)
     return sorted(cells.values(), key=lambda c: (c.model, c.dir))
+
+
+def sweep_cells(cells: list[Cell]) -> list[Cell]:
+    """The learning-rate sweep's cells of a grid."""
+    return [c for c in cells if LR_SWEEP in c.designs]

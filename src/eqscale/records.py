@@ -25,7 +25,7 @@ from eqscale.cells import Cell, CellError
 from eqscale.io_utils import atomic_write_text
 
 RUN_FORMAT, EVAL_FORMAT = "eqscale-run", "eqscale-eval"
-RECORD_VERSION = 2
+RECORD_VERSION = 3  # 3: cells carry how they stop (budget or converge) and their learning rate
 RUN_NAME, EVAL_NAME, MODEL_NAME = "run.json", "eval.json", "model.pt"
 
 

@@ -81,7 +81,7 @@ def _edit(path, **changes):
     ("eval.json", {"test_mse": None}, "'test_mse' is missing or NaN"),
     ("eval.json", {"test_mse": -1.0}, "'test_mse' is -1.0; it must be finite and >= 0"),
     ("run.json", {"steps": 12.5}, "'steps' must be a non-negative integer"),
-    ("run.json", {"format_version": 1}, "is not an eqscale-run record of version 2"),
+    ("run.json", {"format_version": 1}, "is not an eqscale-run record of version 3"),
     ("eval.json", {"model_sha256": "0" * 64}, "evaluated other weights"),
     ("run.json", {"diverged": True}, "run.json says diverged=True but eval.json says diverged=False"),
     ("eval.json", "[1, 2]", "holds a list"),
