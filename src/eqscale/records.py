@@ -54,6 +54,7 @@ class RunRecord:
     versions: dict[str, str]
     config: dict[str, Any]
     flops_attention: float | None = None  # the attention part of total_flops, where counted
+    val_loss: float | None = None  # validation MSE of the weights model.pt holds (the best ones of a converging cell)
     best_step: int | None = None  # early stopping: the step whose weights model.pt holds
     stopped_early: bool = False
     diverged: bool = False
@@ -191,10 +192,10 @@ def _check_value(path: Path, name: str, value: Any, diverged: bool) -> Any:
         number = float(value)
     if math.isinf(number) or number < 0:
         raise RecordError(f"{path}: {name!r} is {value!r}; it must be finite and >= 0")
-    metric = name.startswith(("test_mse", "final_train_loss", "equivariance_error"))
+    metric = name.startswith(("test_mse", "final_train_loss", "equivariance_error", "val_loss"))
     if math.isnan(number) and name in _FINITE and not (diverged and metric):
         raise RecordError(f"{path}: {name!r} is missing or NaN" + (" (a run that did not diverge)" if metric else ""))
-    if name == "final_train_loss" and value is None:
+    if name in ("final_train_loss", "val_loss", "flops_attention") and value is None:
         return None
     return number
 
