@@ -172,18 +172,17 @@ def sample_run(numbers, start_positions: np.ndarray, temperature: float, seed: i
     targets = [settings.equilibration_steps + k * settings.sample_interval
                for k in range(settings.configurations_per_run)]
     step = 0
-    geometries: list[np.ndarray] = []
+    geometries: list[np.ndarray] | None = None
     if trace is not None:
+        geometries = [atoms.positions.copy()]
         trace.append((tuple(numbers), geometries))
     try:
-        if trace is not None:
-            geometries.append(atoms.positions.copy())
         forces = atoms.get_forces()
         run.single_points += 1
         for target in targets:
             while step < target:
                 forces = dyn.step(forces)  # one single point, at the new positions
-                if trace is not None:
+                if geometries is not None:
                     geometries.append(atoms.positions.copy())
                 run.single_points += 1
                 step += 1
