@@ -7,8 +7,6 @@ then cached per (dtype, device). Bilinear tables have layout [out, left, right]:
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 
@@ -36,7 +34,6 @@ def _bilinear_numpy(rule) -> np.ndarray:
     return table
 
 
-@functools.lru_cache(maxsize=None)
 def _numpy_tables() -> dict[str, np.ndarray]:
     gp = _bilinear_numpy(blade_product)
     outer = _bilinear_numpy(outer_blade_product)
@@ -86,7 +83,7 @@ def _numpy_tables() -> dict[str, np.ndarray]:
 
 def num_pairs(name: str) -> int:
     """Component pairs (j, k) with a non-zero entry in bilinear table `name` (gp 192, outer/join 81)."""
-    return int(_numpy_tables()[name + "_pairs"].shape[0])
+    return int(_NUMPY_TABLES[name + "_pairs"].shape[0])
 
 
 # a bilinear with at most this many contributing pairs is computed on the selected pairs; above
@@ -94,16 +91,21 @@ def num_pairs(name: str) -> int:
 SPARSE_BILINEAR_MAX_PAIRS = 128
 
 
-@functools.lru_cache(maxsize=None)
-def _cached(name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    # explicit device: building under `with torch.device("meta")` must still give real values
-    return torch.from_numpy(_numpy_tables()[name]).to(device=device, dtype=dtype)
+# built once at import (a few ms): the torch tables below are plain dict lookups, which torch.compile
+# traces as constants instead of tracing the construction through a cache wrapper
+_NUMPY_TABLES = _numpy_tables()
+_TORCH_TABLES: dict[tuple[str, torch.dtype, torch.device], torch.Tensor] = {}
 
 
 def table(name: str, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
     """A cached table by name: gp, outer, join (16,16,16) and their (256, 16) "_flat" forms; dual,
     undual, linear_basis; reversal, involution, inner."""
-    return _cached(name, dtype, torch.device(device))
+    key = (name, dtype, torch.device(device))
+    cached = _TORCH_TABLES.get(key)
+    if cached is None:
+        # explicit device: building under `with torch.device("meta")` must still give real values
+        cached = _TORCH_TABLES[key] = torch.from_numpy(_NUMPY_TABLES[name]).to(device=key[2], dtype=dtype)
+    return cached
 
 
 def linear_basis(dtype=torch.float32, device="cpu") -> torch.Tensor:

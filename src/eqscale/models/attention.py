@@ -92,6 +92,15 @@ class BlockLayout:
         return index if device is None else index.to(device)
 
 
+@torch.compiler.disable
+def batch_layouts(batch: dict[str, torch.Tensor]) -> tuple[BlockLayout, BlockLayout]:
+    """(object-local, global) layouts of a packed batch: blocks are its objects and its scenes.
+
+    Built in eager mode under torch.compile: the grouping is Python over the offsets' values.
+    """
+    return BlockLayout(batch["object_offsets"]), BlockLayout(batch["scene_offsets"])
+
+
 def _sdpa_group(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: int, length: int,
                 scale: float) -> torch.Tensor:
     heads, width = q.shape[1], q.shape[2]

@@ -34,8 +34,8 @@ from eqscale.models.configs import (
     TRANSFORMER_OUT_FEATURES, GATrConfig, TransformerConfig, size_config,
 )
 
-__all__ = ["SIZES", "BatchStructure", "config_num_params", "config_step_flops", "expected_structure", "num_params",
-           "peak_memory_bytes", "size_config", "step_flops", "steps_for_budget"]
+__all__ = ["SIZES", "BatchStructure", "activation_values_per_token", "config_num_params", "config_step_flops",
+           "expected_structure", "num_params", "peak_memory_bytes", "size_config", "step_flops", "steps_for_budget"]
 
 ADAMW_STATE_PER_PARAM = 2  # exp_avg and exp_avg_sq
 
@@ -261,70 +261,105 @@ def steps_for_budget(model: str, size: str, budget: float, structures: Callable[
 
 # ---------------------------------------------------------------------------------------------
 # Memory
+#
+# Activations kept for the backward, in values per token, read off the tensors autograd saves (a
+# `torch.autograd.graph.saved_tensors_hooks` census, deduplicated by storage: tests/models/
+# test_memory.py checks these formulas against it for every size). "values" are in the activation
+# dtype: 4 bytes in fp32, 2 under bf16 autocast (layer-norm statistics and the rigid fit stay fp32;
+# they are small).
 
 
-def _gatr_activation_floats(config: GATrConfig) -> tuple[float, float]:
-    """(floats per token, floats per token per head and attention layer) kept for the backward of GATr."""
+def _gatr_block_values(config: GATrConfig) -> tuple[int, int]:
+    """(values per token kept by one block, values per token of its largest transient tensor)."""
     block = config.block()
     att, bil = block.attention(), block.bilinear()
-    heads, odd, head_odd = att.num_heads, block.odd_channels, att.odd_per_head
-    mv, s = config.mv_channels * NUM_MV_COMPONENTS, config.s_channels
-    qkv_width = (heads + 2) * (att.head_mv * NUM_MV_COMPONENTS + att.head_s)
-    width = att.padded_width
-    per_block = (
-        2 * (mv + s)  # the two layer norms' inputs and outputs (the residual stream)
-        + 2 * (mv + s)
-        + qkv_width + (heads + 2) * head_odd * NUM_MV_COMPONENTS  # projections
-        + (heads + 2) * width * 2  # q, k, v features before and after padding/bucketing
-        + heads * width * 2  # attention output, in bucket order and back
-        + heads * head_odd * NUM_V_COMPONENTS_PER_ODD**2  # attended points times the query's
-        + heads * (att.head_mv + head_odd) * NUM_MV_COMPONENTS + heads * att.head_s  # output projection input
-        + (2 * bil.gp_channels + bil.join_channels) * NUM_MV_COMPONENTS  # bilinear operands
-        + bil.gp_channels * GP_TABLE_PAIRS  # all component products of the geometric products
-        + bil.join_channels * JOIN_TABLE_PAIRS * 3  # selected join pairs
-        + (bil.gp_channels + bil.join_channels) * NUM_MV_COMPONENTS
-        + 3 * (bil.out_mv * NUM_MV_COMPONENTS + bil.out_s)  # bilinear output, gate, gated output
+    h, hm, hs, ho, w = att.num_heads, att.head_mv, att.head_s, att.odd_per_head, att.padded_width
+    stream = config.mv_channels * NUM_MV_COMPONENTS + config.s_channels
+    kept = (
+        2 * (stream + 4)  # the two layer norms: input, output, statistics
+        + stream  # input of the fused q/k/v projection
+        + 15 * h * hm + 11 * hm + 15 * h * ho + 11 * ho  # distance features of queries and keys
+        + 2 * h * w + 2 * w + h + 4  # attention: q, k, v and output in group order, log-sum-exp, permutations
+        + h * w + (h + 2) * ho * NUM_MV_COMPONENTS  # attended points times the query's own
+        + h * (hm + ho) * NUM_MV_COMPONENTS + h * hs  # input of the output projection
+        + stream  # input of the bilinear's projection
+        + (2 * bil.gp_channels + bil.join_channels) * NUM_MV_COMPONENTS  # product operands
+        + 2 * bil.join_channels * JOIN_TABLE_PAIRS  # the selected join pairs
+        + (bil.gp_channels + bil.join_channels) * NUM_MV_COMPONENTS + config.s_channels  # bilinear output layer
+        + 2 * (bil.out_mv * NUM_MV_COMPONENTS + bil.out_s) + bil.out_mv  # gated GELU, MLP output layer
     )
-    embed = (GATR_EVEN_CHANNELS + GATR_ODD_CHANNELS) * NUM_MV_COMPONENTS + GATR_SCALAR_CHANNELS
-    return embed + config.num_blocks * per_block + 2 * (mv + s), heads
+    transient = bil.gp_channels * GP_TABLE_PAIRS  # all component products of the geometric products
+    return kept, transient
 
 
-def _transformer_activation_floats(c: TransformerConfig) -> tuple[float, float]:
-    """(floats per token, floats per token per head and attention layer) kept for the backward."""
-    w, heads = c.width, c.num_heads
-    qkv = (heads + 2) * c.head_dim
-    per_block = (
-        2 * 2 * w  # layer norm inputs and outputs
-        + qkv + (heads + 2) * c.padded_head_dim * 2  # projection, padded and bucketed q/k/v
-        + heads * c.padded_head_dim * 2 + heads * c.head_dim  # attention output and back
-        + 2 * c.mlp_factor * w + w  # MLP hidden before and after GELU, its output
-        + w  # residual
-    )
-    embed = c.embedding_features * 2
-    return embed + c.num_blocks * per_block + 3 * w, heads
+def _gatr_assembled_values(config: GATrConfig) -> int:
+    """Entries of the dense matrices the equivariant linear maps assemble each step (kept for the backward)."""
+    block = config.block()
+    att, bil = block.attention(), block.bilinear()
+    h, odd, ho = att.num_heads, block.odd_channels, att.odd_per_head
+    mv = NUM_MV_COMPONENTS
+
+    def dense(in_mv: int, out_mv: int, in_s: int = 0, out_s: int = 0) -> int:
+        return (in_mv * mv + in_s) * (out_mv * mv + out_s)
+
+    per_block = (dense(att.mv_channels, (h + 2) * att.head_mv, att.s_channels, (h + 2) * att.head_s)
+                 + dense(odd, (h + 2) * ho) + dense(h * (att.head_mv + ho), att.mv_channels, h * att.head_s,
+                                                    att.s_channels)
+                 + dense(bil.in_mv, 2 * bil.gp_channels + bil.join_channels, bil.in_s) + dense(odd, bil.join_channels)
+                 + dense(bil.gp_channels + bil.join_channels, bil.out_mv, bil.in_s, bil.out_s)
+                 + dense(bil.out_mv, config.mv_channels, bil.out_s, config.s_channels))
+    return (dense(GATR_EVEN_CHANNELS, config.mv_channels, GATR_SCALAR_CHANNELS, config.s_channels)
+            + config.num_blocks * per_block + dense(config.mv_channels, GATR_OUT_CHANNELS, config.s_channels))
+
+
+def _transformer_block_values(c: TransformerConfig) -> tuple[int, int]:
+    """(values per token kept by one block, values per token of its largest transient tensor)."""
+    w, h = c.width, c.num_heads
+    kept = (2 * (2 * w + 2)  # the two layer norms: input, output, statistics
+            + 2 * h * c.padded_head_dim + 2 * c.padded_head_dim + h + 4  # attention in group order, permutations
+            + h * c.head_dim  # input of the output projection
+            + 2 * c.mlp_factor * w)  # MLP hidden before and after GELU
+    return kept, c.mlp_factor * w
+
+
+RIGID_FIT_VALUES = 30  # corners, centred corners, per-vertex rotations: about 30 values per face
+
+
+def activation_values_per_token(model: str, size: str) -> dict:
+    """{kept, transient}: values per token kept for the backward by the whole network, and the largest
+    transient tensor of one block."""
+    config = size_config(model, size)
+    if isinstance(config, GATrConfig):
+        block, transient = _gatr_block_values(config)
+        stream = config.mv_channels * NUM_MV_COMPONENTS + config.s_channels
+        outside = (GATR_EVEN_CHANNELS * NUM_MV_COMPONENTS + GATR_SCALAR_CHANNELS  # input projection
+                   + GATR_ODD_CHANNELS * NUM_MV_COMPONENTS + stream + RIGID_FIT_VALUES)  # points; output projection
+    else:
+        block, transient = _transformer_block_values(config)
+        outside = config.embedding_features + 3 * config.width + 2 + RIGID_FIT_VALUES
+    return {"kept": outside + config.num_blocks * block, "block": block, "transient": transient}
 
 
 def peak_memory_bytes(model: str, size: str, structure: BatchStructure, dtype_bytes: int = 4,
                       training: bool = True) -> dict:
     """Estimated peak memory of one step: {params, optimizer, activations, total} in bytes.
 
-    Parameters are fp32 (as autocast keeps them); training adds their gradients and AdamW's two
-    moments, and the activations kept for the backward (`dtype_bytes` each: 4 for fp32, 2 under
-    bf16 autocast) plus a backward working set of one block's activations. Inference keeps one
-    block's activations. An estimate: compare with measured peaks in bench/RESULTS.md.
+    Parameters are fp32 (autocast keeps them so); training adds their gradients and AdamW's two
+    moments (`optimizer`), and `activations`: what autograd keeps for the backward (`dtype_bytes` per
+    value: 4 in fp32, 2 under bf16 autocast), GATr's assembled dense weight matrices, and a working
+    set of one block's activations and its largest transient (the backward frees the kept tensors as
+    it goes, but holds gradients of that size). Inference keeps only the working set. Measured peaks
+    are in bench/RESULTS.md (bench/bench_train.py --memory).
     """
     config = size_config(model, size)
-    per_token, heads = _gatr_activation_floats(config) if model == "gatr" else _transformer_activation_floats(config)
-    blocks = config.num_blocks
-    attention_stats = blocks * heads * 4  # fp32 log-sum-exp per query and head, per attention layer
-    tokens = structure.tokens
-    params = 4 * num_params(model, size)
-    if training:
-        optimizer = params * (1 + ADAMW_STATE_PER_PARAM)  # gradients and the two moments
-        activations = tokens * (per_token * dtype_bytes * (1 + 2 / blocks) + attention_stats)
-    else:
-        optimizer = 0
-        activations = tokens * per_token * dtype_bytes * 2 / blocks
+    values = activation_values_per_token(model, size)
+    working = values["block"] + values["transient"]
+    per_token = (values["kept"] + working) if training else working
+    activations = structure.tokens * per_token * dtype_bytes
+    if isinstance(config, GATrConfig):
+        activations = activations + _gatr_assembled_values(config) * dtype_bytes
+    params = 4 * config_num_params(config)
+    optimizer = params * (1 + ADAMW_STATE_PER_PARAM) if training else 0
     total = params + optimizer + activations
     return {"params": params, "optimizer": optimizer, "activations": activations, "total": total}
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from eqscale.algebra import embed_oriented_plane, embed_point, extract_vector, signed_distance_to_plane
 from eqscale.data.batch import face_corners, face_scene
-from eqscale.models.attention import BlockLayout
+from eqscale.models.attention import batch_layouts
 from eqscale.models.configs import (
     GATR_EVEN_CHANNELS, GATR_ODD_CHANNELS, GATR_OUT_CHANNELS, GATR_SCALAR_CHANNELS, GATrConfig,
 )
@@ -99,8 +99,7 @@ class GATr(nn.Module):
         floor = floor.expand(corners_curr.shape[0], 16)
         even, scalars, odd = self.embedding(corners_prev, corners_curr, floor)
         mv, s = self.linear_in(even, scalars)
-        local = BlockLayout(batch["object_offsets"])
-        global_ = BlockLayout(batch["scene_offsets"])
+        local, global_ = batch_layouts(batch)
         for i, block in enumerate(self.blocks):
             mv, s = block(mv, s, local if i % 2 == 0 else global_, odd=odd)
         out, _ = self.linear_out(mv, s)

@@ -1,9 +1,12 @@
 """Model names -> freshly built networks (the torch side; counts without torch are in `counts.py`).
 
-`build_model(model, size, compile=True)` compiles the network's forward in place with
-`torch.compile(dynamic=True)` (`nn.Module.compile`: parameter names, state dicts and checkpoints stay
-those of the eager model). The attention front end (`attention.block_attention`, which groups blocks
-by their lengths in Python) stays eager, so every batch shape reuses the same compiled graphs around it.
+`build_model(model, size, compile=True)` compiles the network's forward in place (`nn.Module.compile`:
+parameter names, state dicts and checkpoints stay those of the eager model). Shapes are left to
+torch.compile's automatic dynamism: the first batch compiles static graphs, the second (another token
+count) recompiles them with the token dimensions symbolic, and later batches reuse those. (dynamic=True
+would make every dimension symbolic, the algebra's 16 components included, which trips an inductor
+assertion in torch 2.13 on GATr.) The attention front end (`attention.batch_layouts`,
+`attention.block_attention`: Python over the offsets' values) stays eager.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ def build_model(model: str, size: str, device: torch.device | str | None = None,
 
 
 def maybe_compile(net: torch.nn.Module, compile: bool = True) -> torch.nn.Module:
-    """`net` with its forward compiled in place (dynamic shapes) when `compile`, else unchanged."""
+    """`net` with its forward compiled in place when `compile`, else unchanged."""
     if compile:
-        net.compile(dynamic=True)
+        net.compile()
     return net
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eqscale.data.batch import face_corners
-from eqscale.models.attention import BlockLayout, block_attention
+from eqscale.models.attention import BlockLayout, batch_layouts, block_attention
 from eqscale.models.configs import TRANSFORMER_OUT_FEATURES, TransformerConfig
 from eqscale.models.counts import BatchStructure, config_num_params, config_step_flops
 from eqscale.models.rigidity import rigid_prediction
@@ -131,8 +131,7 @@ class Transformer(nn.Module):
         corners_prev = face_corners(batch, "vertices_prev")
         corners_curr = face_corners(batch, "vertices_curr")
         x = self.embedding(corners_prev, corners_curr)
-        local = BlockLayout(batch["object_offsets"])
-        global_ = BlockLayout(batch["scene_offsets"])
+        local, global_ = batch_layouts(batch)
         for i, block in enumerate(self.blocks):
             x = block(x, local if i % 2 == 0 else global_)
         displacement = self.linear_out(self.norm_out(x)).unflatten(-1, (3, 3))
