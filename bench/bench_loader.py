@@ -30,9 +30,11 @@ os.environ.setdefault("EPATH_USE_TF", "false")
 import torch  # noqa: E402
 
 from eqscale.config import load_config  # noqa: E402
-from eqscale.data.batch import masked_vertex_mse  # noqa: E402
+from eqscale.data.batch import num_scenes, vertex_mse  # noqa: E402
 from eqscale.data.dataset import train_batch_stream  # noqa: E402
 from eqscale.data.tokenize import tokenize  # noqa: E402
+from eqscale.models.counts import SIZES, num_params  # noqa: E402
+from eqscale.models.registry import build_model  # noqa: E402
 from eqscale.physics.assets import build_asset_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,8 +82,8 @@ def loader_rate(tokens_dir: Path, config: dict, augment: bool, workers: int, ski
     start = time.perf_counter()
     for _ in range(batches):
         batch = next(it)
-        samples += batch["face_mask"].shape[0]
-        tokens += int(batch["face_mask"].sum())
+        samples += num_scenes(batch)
+        tokens += batch["faces"].shape[0]
     elapsed = time.perf_counter() - start
     del it
     return samples / elapsed, tokens / elapsed
@@ -89,12 +91,7 @@ def loader_rate(tokens_dir: Path, config: dict, augment: bool, workers: int, ski
 
 def model_rate(model_name: str, tokens_dir: Path, config: dict, repeats: int = 7) -> tuple[str, float, float]:
     """(size, samples/s, tokens/s) one training step of the smallest `model_name` consumes (median step)."""
-    from eqscale.models.gatr import GATR_SIZES
-    from eqscale.models.registry import build_model, num_params
-    from eqscale.models.transformer import TRANSFORMER_SIZES
-
-    sizes = {"gatr": GATR_SIZES, "transformer": TRANSFORMER_SIZES}[model_name]
-    size = min(sizes, key=lambda s: num_params(model_name, s))
+    size = min(SIZES[model_name], key=lambda s: num_params(model_name, s))
     model = build_model(model_name, size)
     stream = train_batch_stream(tokens_dir, batch_size=config["training"]["batch_size"],
                                 horizon=config["tokens"]["horizon"], seed=0, num_workers=0)
@@ -103,14 +100,14 @@ def model_rate(model_name: str, tokens_dir: Path, config: dict, repeats: int = 7
     times = []
     for batch in batches:
         start = time.perf_counter()
-        loss = masked_vertex_mse(model(batch), batch["vertices_target"], batch["vertex_mask"])
+        loss = vertex_mse(model(batch), batch["vertices_target"])
         loss.backward()
         model.zero_grad(set_to_none=True)
         times.append((time.perf_counter() - start, batch))
     times = times[1:]  # the first step warms up allocators and kernels
     step = statistics.median(t for t, _ in times)
-    mean_tokens = statistics.mean(int(b["face_mask"].sum()) for _, b in times)
-    b = batches[0]["face_mask"].shape[0]
+    mean_tokens = statistics.mean(b["faces"].shape[0] for _, b in times)
+    b = num_scenes(batches[0])
     return size, b / step, mean_tokens / step
 
 
