@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_molecules.py                  # 12 molecules, 2 temperatures, 3 rounds
     .venv/bin/python bench/bench_molecules.py --molecules 24 --rounds 5
 
-The stage's loop (`label_shard`: RDKit conformers, ASE Langevin MD under tblite's ASE calculator,
-HDF5 write) labels one shard; every geometry it computed a single point at is recorded in an
+The stage's loop (`label_shard`: RDKit conformers, BFGS relaxation and ASE Langevin MD under
+tblite's ASE calculator, HDF5 write) labels one shard; every geometry it computed a single point at is recorded in an
 untimed run. The bare loop replays exactly those geometries through tblite's own Python API
 (`tblite.interface.Calculator`: update positions, single point restarted from the previous
 wavefunction, as the ASE calculator does), one calculator per MD run, nothing else. Both run on
@@ -38,7 +38,7 @@ def bare_loop(trace: list, settings: LabelSettings) -> tuple[float, float, list[
 
     results = []
     start, start_cpu = time.perf_counter(), time.process_time()
-    for numbers, geometries in trace:
+    for _, numbers, geometries in trace:
         calc = Calculator("GFN2-xTB", np.array(numbers), geometries[0] / Bohr, 0, 0)
         calc.set("accuracy", settings.xtb_accuracy)
         calc.set("temperature", settings.electronic_temperature * kB / Hartree)
@@ -70,7 +70,8 @@ def main() -> None:
         label_shard(config, 0, Path(tmp) / "trace.h5", progress=False, trace=trace)
         data = read_shard(Path(tmp) / "trace.h5")
         configurations = len(data.configurations)
-        single_points = sum(len(g) for _, g in trace)
+        single_points = sum(len(g) for _, _, g in trace)
+        relaxation = sum(len(g) for kind, _, g in trace if kind == "relax")
         atoms = float(data.configurations["num_atoms"].mean())
         stage_times, bare_times, stage_cpu, bare_cpu = [], [], [], []
         for round_ in range(args.rounds):
@@ -83,16 +84,17 @@ def main() -> None:
             bare_cpu.append(cpu_seconds)
         same = (Path(tmp) / "shard-0.h5").read_bytes() == (Path(tmp) / "trace.h5").read_bytes()
     # the bare loop's labels at the kept configurations against the shard's (runs in shard order)
-    steps = data.configurations["step"].reshape(len(results), -1)
-    bare_energies = np.array([[run[s][0] for s in row] for run, row in zip(results, steps)]).ravel()
-    bare_forces = np.concatenate([run[s][1] for run, row in zip(results, steps) for s in row])
+    md_runs = [run for run, (kind, _, _) in zip(results, trace) if kind == "md"]
+    steps = data.configurations["step"].reshape(len(md_runs), -1)
+    bare_energies = np.array([[run[s][0] for s in row] for run, row in zip(md_runs, steps)]).ravel()
+    bare_forces = np.concatenate([run[s][1] for run, row in zip(md_runs, steps) for s in row])
     gap = max(np.abs(bare_energies - data.configurations["energy"]).max(), np.abs(bare_forces - data.forces).max())
     stage, bare = min(stage_times), min(bare_times)
     versions = package_versions("tblite", "ase", "rdkit", "h5py")
     print(f"{datetime.date.today()}, {platform.processor() or platform.machine()}, one thread, "
           + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"{args.molecules} molecules (mean {atoms:.1f} atoms), 2 temperatures, {configurations} configurations "
-          f"kept, {single_points} single points; best of {args.rounds} rounds; stage shard identical to the "
+          f"kept, {single_points} single points ({relaxation} relaxing); best of {args.rounds} rounds; stage shard identical to the "
           f"traced one: {same}; bare loop's labels differ from the shard's by at most {gap:.1e} (eV, eV/A)")
     print()
     print("| loop | s | configurations/s/core | single points/s | ms / single point |")

@@ -1,6 +1,6 @@
 """Every family overfits a batch of 8 real GFN2-xTB configurations: the loss falls 100x within a step budget.
 
-The step budget (500 Adam steps; 3-20 s per family on one CPU thread here, most of them needed)
+The step budget (600 Adam steps; 350-460 needed, 3-30 s per family on one busy CPU thread here)
 stands in for "under a minute"; tests never time things. The molecules are non-planar or
 triatomic: near a planar geometry, forces built from invariant edge weights times bond vectors
 (the `invariant` family's direct head) need weights that change sharply with the out-of-plane
@@ -19,7 +19,7 @@ from eqscale.forcefield.models import FAMILIES, build_model
 
 NAMES = ("water", "methanol", "ammonia", "methane", "hydrogen sulfide", "methanethiol", "fluoromethane",
          "chloromethane")  # H, C, N, O, F, S and Cl
-MAX_STEPS = 500
+MAX_STEPS = 600
 
 
 @pytest.fixture(scope="module")

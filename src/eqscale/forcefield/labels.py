@@ -1,8 +1,11 @@
 """GFN2-xTB labels (tblite through its ASE calculator) and Langevin MD sampling of configurations.
 
 Units are ASE's: energies in eV, forces in eV/Angstrom, positions in Angstrom. Molecules are
-labelled neutral and closed-shell (charge 0, singlet). One MD run is one (molecule, conformer,
-temperature): Maxwell-Boltzmann velocities at the run's temperature, then Langevin dynamics
+labelled neutral and closed-shell (charge 0, singlet). Each RDKit conformer is first relaxed under
+GFN2-xTB (ASE's BFGS): MMFF's geometry can sit far from GFN2-xTB's minimum (13-16 eV/A on CO2 and
+N2), and MD started there runs far hotter than its thermostat for the first hundreds of steps.
+One MD run is one (molecule, conformer, temperature) from that minimum: Maxwell-Boltzmann
+velocities at the run's temperature, then Langevin dynamics
 (ASE's integrator; no centre-of-mass constraint, which biases small systems) with GFN2-xTB
 forces; after `equilibration_steps` a configuration is kept every `sample_interval` steps. The
 energy and forces stored with a configuration are the ones the integrator computed at that
@@ -63,6 +66,8 @@ class LabelSettings:
     xtb_accuracy: float = 0.1
     electronic_temperature: float = 300.0
     max_scf_iterations: int = 250
+    relax_fmax: float = 0.05
+    relax_steps: int = 200
 
     @classmethod
     def from_config(cls, config: dict) -> "LabelSettings":
@@ -72,7 +77,8 @@ class LabelSettings:
                    timestep_fs=m["timestep_fs"], friction_per_fs=m["friction_per_fs"],
                    equilibration_steps=m["equilibration_steps"], sample_interval=m["sample_interval"],
                    configurations_per_run=m["configurations_per_run"], xtb_accuracy=m["xtb_accuracy"],
-                   electronic_temperature=m["electronic_temperature"], max_scf_iterations=m["max_scf_iterations"])
+                   electronic_temperature=m["electronic_temperature"], max_scf_iterations=m["max_scf_iterations"],
+                   relax_fmax=m["relax_fmax"], relax_steps=m["relax_steps"])
 
     @property
     def steps_per_run(self) -> int:
@@ -127,6 +133,33 @@ def single_point(numbers, positions, settings: LabelSettings = LabelSettings()) 
     return float(atoms.get_potential_energy()), np.array(atoms.get_forces(), dtype=np.float64)
 
 
+def relax(numbers, positions: np.ndarray, settings: LabelSettings = LabelSettings(),
+          trace: list | None = None) -> np.ndarray:
+    """The GFN2-xTB minimum near `positions` (BFGS to relax_fmax eV/A or relax_steps steps; 0 steps: unchanged).
+
+    An SCF failure keeps the geometry reached so far. `trace` receives ("relax", numbers, [geometries]).
+    """
+    if settings.relax_steps == 0:
+        return np.array(positions, dtype=np.float64)
+    from ase import Atoms
+    from ase.calculators.calculator import CalculationFailed
+    from ase.optimize import BFGS
+
+    atoms = Atoms(numbers=np.asarray(numbers), positions=np.array(positions, dtype=np.float64))
+    atoms.calc = gfn2_calculator(settings)
+    optimizer = BFGS(atoms, logfile=None)
+    if trace is not None:
+        geometries: list[np.ndarray] = []
+        trace.append(("relax", tuple(numbers), geometries))
+        # observers run once per iteration, right after the forces at the current positions
+        optimizer.attach(lambda: geometries.append(atoms.positions.copy()))
+    try:
+        optimizer.run(fmax=settings.relax_fmax, steps=settings.relax_steps)
+    except CalculationFailed as err:
+        log.warning("relaxation stopped early (%s); MD starts from the geometry reached", err)
+    return atoms.positions.copy()
+
+
 @dataclass
 class Run:
     """The configurations one MD run kept (S of them, N atoms each)."""
@@ -153,8 +186,8 @@ def sample_run(numbers, start_positions: np.ndarray, temperature: float, seed: i
     """One Langevin run under GFN2-xTB from `start_positions`; keeps the configurations the settings ask for.
 
     An SCF failure ends the run early (its configurations so far are kept; `failure` says why).
-    `trace`, when given, receives (numbers, [every geometry a single point was computed at]) for
-    this run (the benchmark replays them).
+    `trace`, when given, receives ("md", numbers, [every geometry a single point was computed at])
+    for this run (the benchmark replays them).
     """
     from ase import Atoms, units
     from ase.calculators.calculator import CalculationFailed
@@ -175,7 +208,7 @@ def sample_run(numbers, start_positions: np.ndarray, temperature: float, seed: i
     geometries: list[np.ndarray] | None = None
     if trace is not None:
         geometries = [atoms.positions.copy()]
-        trace.append((tuple(numbers), geometries))
+        trace.append(("md", tuple(numbers), geometries))
     try:
         forces = atoms.get_forces()
         run.single_points += 1
@@ -199,10 +232,11 @@ def sample_run(numbers, start_positions: np.ndarray, temperature: float, seed: i
 
 def label_molecule(molecule: Molecule, seed: int, settings: LabelSettings = LabelSettings(),
                    trace: list | None = None) -> list[Run]:
-    """Every MD run of one molecule (conformers x temperatures), in that order."""
+    """Every MD run of one molecule (conformers x temperatures), in that order, each from the relaxed conformer."""
     runs = []
     for conformer in range(settings.conformers):
-        start = conformer_positions(molecule, conformer_seed(seed, molecule.molecule_id, conformer))
+        start = relax(molecule.numbers, conformer_positions(molecule, conformer_seed(seed, molecule.molecule_id,
+                                                                                       conformer)), settings, trace)
         for t_index, temperature in enumerate(settings.temperatures):
             runs.append(sample_run(molecule.numbers, start, temperature,
                                    run_seed(seed, molecule.molecule_id, conformer, t_index), settings,
