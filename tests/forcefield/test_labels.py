@@ -67,3 +67,19 @@ def test_shards_record_method_units_and_versions(molecule_shards):
     assert json.loads(attrs["units_json"])["forces"] == "eV/Angstrom"
     versions = json.loads(attrs["versions_json"])
     assert versions["tblite"] == "0.8.0" and versions["ase"] != "not installed"
+
+
+def test_conformers_are_relaxed_under_gfn2_before_md():
+    from eqscale.forcefield.labels import relax
+    from eqscale.forcefield.molecules import conformer_positions, load_molecule_list
+
+    co2 = next(m for m in load_molecule_list() if m.name == "carbon dioxide")
+    settings = LabelSettings()
+    start = conformer_positions(co2, 0)
+    assert np.abs(single_point(co2.numbers, start, settings)[1]).max() > 5.0  # MMFF's CO2 is far off GFN2-xTB's
+    trace: list = []
+    relaxed = relax(co2.numbers, start, settings, trace)
+    assert np.abs(single_point(co2.numbers, relaxed, settings)[1]).max() <= settings.relax_fmax
+    kind, numbers, geometries = trace[0]
+    assert kind == "relax" and numbers == co2.numbers and np.array_equal(geometries[-1], relaxed)
+    np.testing.assert_array_equal(relax(co2.numbers, start, LabelSettings(relax_steps=0)), start)
