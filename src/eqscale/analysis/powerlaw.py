@@ -321,8 +321,12 @@ def bootstrap_starts(law: Law, theta: np.ndarray, loss_min: float) -> np.ndarray
     return np.vstack(starts)
 
 
+# bootstrap refits stop here: the few stragglers past it sit on flat valleys (checked: intervals unchanged)
+REFIT_MAX_ITER = 200
+
+
 def refit_batch(law: Law, datasets: Sequence[tuple[Sequence[np.ndarray], np.ndarray] | None], starts: np.ndarray,
-                delta: float = HUBER_DELTA) -> np.ndarray:
+                delta: float = HUBER_DELTA, max_iter: int | None = None) -> np.ndarray:
     """Refit `law` to every dataset from each start (rows of `starts`) in one batched L-BFGS run; keep the best.
 
     Returns one theta per dataset, NaN where it failed.
@@ -347,7 +351,7 @@ def refit_batch(law: Law, datasets: Sequence[tuple[Sequence[np.ndarray], np.ndar
     if not rows:
         return out
     starts = np.atleast_2d(starts)
-    theta, value = _batched_minimize(law, prepared, starts, delta)
+    theta, value = _batched_minimize(law, prepared, starts, delta, REFIT_MAX_ITER if max_iter is None else max_iter)
     n_data = len(rows)
     best = np.argmin(value.reshape(starts.shape[0], n_data), axis=0) * n_data + np.arange(n_data)
     finite = np.isfinite(value[best])
@@ -356,7 +360,7 @@ def refit_batch(law: Law, datasets: Sequence[tuple[Sequence[np.ndarray], np.ndar
 
 
 def _batched_minimize(law: Law, prepared: Sequence[tuple[np.ndarray, np.ndarray]], starts: np.ndarray,
-                      delta: float) -> tuple[np.ndarray, np.ndarray]:
+                      delta: float, max_iter: int = REFIT_MAX_ITER) -> tuple[np.ndarray, np.ndarray]:
     """Minimise every (dataset, start) pair at once; problem j*D + i is dataset i from start j.
 
     Returns thetas (S*D, p) and objective values (inf where not finite).
@@ -380,7 +384,7 @@ def _batched_minimize(law: Law, prepared: Sequence[tuple[np.ndarray, np.ndarray]
         d = data_of[which]
         return batched_huber_objective(theta, law, logx_b[d], logy_b[d], weight[d], delta)
 
-    res = batched_lbfgs(fun, x0, lower, upper)
+    res = batched_lbfgs(fun, x0, lower, upper, max_iter=max_iter)
     theta = np.vstack([_shift_theta(law, t, centre, 1.0) for t in res.x])
     ok = np.isfinite(res.fun) & np.all(np.isfinite(theta), axis=1)
     return theta, np.where(ok, res.fun, np.inf)
