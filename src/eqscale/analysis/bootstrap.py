@@ -109,33 +109,38 @@ def resample_index_sets(n_rows: int, *, n_resamples: int, seed: int,
     return [np.concatenate([m[rng.integers(0, m.size, m.size)] for m in members]) for _ in range(n_resamples)]
 
 
-def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_rows: int, *, n_resamples: int, seed: int,
+def bootstrap(statistic: Callable[[int, np.ndarray], np.ndarray], n_rows: int, *, n_resamples: int, seed: int,
               strata: np.ndarray | None = None, stratified_by: str | None = None) -> BootstrapSamples:
-    """Apply `statistic(indices)` to resampled rows; a resample whose statistic raises FitError is counted failed."""
+    """Apply `statistic(r, indices)` to resample r's rows; a resample whose statistic raises FitError is counted failed.
+
+    r numbers the resamples, so a statistic can pair resample r of the cells with resample r of
+    something else (the evaluation's test samples).
+    """
     rows: list[np.ndarray] = []
     failed = 0
-    for idx in resample_index_sets(n_rows, n_resamples=n_resamples, seed=seed, strata=strata):
+    for r, idx in enumerate(resample_index_sets(n_rows, n_resamples=n_resamples, seed=seed, strata=strata)):
         try:
-            rows.append(np.asarray(statistic(idx), dtype=float))
+            rows.append(np.asarray(statistic(r, idx), dtype=float))
         except FitError:
             failed += 1
     samples = np.vstack(rows) if rows else np.empty((0, 0))
     return BootstrapSamples(samples, n_resamples, failed, seed, stratified_by)
 
 
-def bootstrap_law(law: Law, point: LawFit, make_data: Callable[[np.ndarray], tuple[Sequence[np.ndarray], np.ndarray]],
+def bootstrap_law(law: Law, point: LawFit,
+                  make_data: Callable[[int, np.ndarray], tuple[Sequence[np.ndarray], np.ndarray]],
                   n_rows: int, *, n_resamples: int, seed: int, strata: np.ndarray | None = None,
                   stratified_by: str | None = None,
                   derived: Callable[[Any], np.ndarray] | None = None) -> BootstrapSamples:
-    """Refit `law` to `make_data(indices)` of every resample, warm-started from the point fit, in one batch.
+    """Refit `law` to `make_data(r, indices)` of every resample r, warm-started from the point fit, in one batch.
 
     Each sample row is the law's parameters, followed by `derived(params)` when given; failed
     resamples are left out and counted.
     """
     datasets: list[tuple[Sequence[np.ndarray], np.ndarray] | None] = []
-    for idx in resample_index_sets(n_rows, n_resamples=n_resamples, seed=seed, strata=strata):
+    for r, idx in enumerate(resample_index_sets(n_rows, n_resamples=n_resamples, seed=seed, strata=strata)):
         try:
-            datasets.append(make_data(idx))
+            datasets.append(make_data(r, idx))
         except FitError:
             datasets.append(None)
     loss_min = min((float(np.min(d[1])) for d in datasets if d is not None and len(d[1])), default=1.0)
@@ -188,18 +193,21 @@ def curves_from(segments: Segments, names: Mapping[str, str], x: np.ndarray, poi
 
 def fit_with_bootstrap(law: Law, xs: Sequence[np.ndarray], loss: np.ndarray, *, grid: np.ndarray,
                        n_resamples: int, seed: int, confidence: float,
-                       resample: Callable[[np.ndarray], tuple[Sequence[np.ndarray], np.ndarray]] | None = None,
+                       resample: Callable[[int, np.ndarray], tuple[Sequence[np.ndarray], np.ndarray]] | None = None,
                        n_rows: int | None = None, strata: np.ndarray | None = None,
-                       stratified_by: str | None = None, what: str = "fit", note: str | None = None) -> LawResult:
+                       stratified_by: str | None = None, what: str = "fit", note: str | None = None,
+                       eval_loss: np.ndarray | None = None) -> LawResult:
     """Point fit of a one-input law plus a bootstrap of its parameters and its curve on `grid`.
 
-    `resample(indices)` turns resampled cell indices into the (xs, loss) to refit (default: the rows of
-    xs and loss themselves), so a derived point set such as the frontier is rebuilt per resample.
+    `resample(r, indices)` turns resample r's cell indices into the (xs, loss) to refit (default: the
+    rows of xs and loss themselves, with the losses of row r of `eval_loss` when given), so a derived
+    point set such as the frontier is rebuilt per resample.
     """
     point = fit_law(law, xs, loss, what=what)
     if resample is None:
-        def resample(idx: np.ndarray) -> tuple[Sequence[np.ndarray], np.ndarray]:
-            return [np.asarray(x, float)[idx] for x in xs], np.asarray(loss, float)[idx]
+        def resample(r: int, idx: np.ndarray) -> tuple[Sequence[np.ndarray], np.ndarray]:
+            values = np.asarray(loss, float) if eval_loss is None else eval_loss[r]
+            return [np.asarray(x, float)[idx] for x in xs], values[idx]
         n_rows = np.asarray(loss).size
     segments = Segments(params=len(law.param_names), log_curve=grid.size)
     boot = bootstrap_law(law, point, resample, int(n_rows), n_resamples=n_resamples, seed=seed, strata=strata,

@@ -1,10 +1,12 @@
-"""`eqscale plot`: the study's figures from summary.csv, the fit JSON files and the cells' metrics.csv.
+"""`eqscale plot`: the study's figures from summary.csv, the fit files and the cells' metrics.csv.
 
-Figures (PNG and PDF each): loss_vs_compute (the paper's Figure 1: every cell, each arm's frontier
-fit and bootstrap band), isoflop (loss vs model size per budget, with the parabolas), optimal_allocation
-(N*(C) and S*(C): joint-law curves with bands and IsoFLOP minima), data_efficiency (loss vs training
-trajectories at fixed compute) and training_curves (train loss vs step of every cell). A figure
-without data says so instead of failing.
+The figures are declared in figures.py (PNG and PDF each): loss_vs_compute (every cell, each arm's
+frontier L*(C) from the joint law with its band, the measured per-budget best points and the
+envelope fit as a dashed cross-check), isoflop (loss vs model size per budget, with the parabolas;
+dotted where the minimum is not bracketed), optimal_allocation (N*(C) and S*(C): joint-law curves
+with bands and IsoFLOP minima), data_efficiency (converged loss vs training trajectories, with the
+epochs each point reached) and training_curves (smoothed train loss vs step of every cell, the raw
+curve kept as a faint band). A figure without data says so instead of failing.
 """
 
 from __future__ import annotations
@@ -31,17 +33,20 @@ from eqscale.analysis.figures import FIGURE_NAMES  # noqa: E402
 from eqscale.analysis.results import (  # noqa: E402
     BootstrapInfo,
     Curve,
+    DataEfficiencyArm,
     DataEfficiencyFile,
     Estimate,
     Fits,
+    FrontierArm,
     FrontierFile,
+    IsoflopArm,
     IsoflopFile,
+    JointArm,
     JointFile,
     LawResult,
-    ok,
 )
 from eqscale.analysis.store import FitsFileError, read_fits  # noqa: E402
-from eqscale.analysis.table import order_arms  # noqa: E402
+from eqscale.analysis.table import StudyTable, order_arms, read_table  # noqa: E402
 from eqscale.cells import ARMS  # noqa: E402
 from eqscale.io_utils import atomic_path  # noqa: E402
 
@@ -99,35 +104,20 @@ def _legend(ax: plt.Axes, **kwargs: Any) -> None:
         ax.legend(**kwargs)
 
 
-def _band(ax: plt.Axes, curve: Curve | None, colour: str, label: str | None, linestyle: str = "-") -> None:
+def _band(ax: plt.Axes, curve: Curve | None, colour: str, label: str | None, linestyle: str = "-",
+          alpha: float = 0.2) -> None:
     if curve is None or curve.x.size == 0:
         return
     ax.plot(curve.x, curve.value, color=colour, lw=1.8, ls=linestyle, label=label)
     if curve.lo.size == curve.x.size and np.isfinite(curve.lo).any():
-        ax.fill_between(curve.x, curve.lo, curve.hi, color=colour, alpha=0.2, lw=0)
+        ax.fill_between(curve.x, curve.lo, curve.hi, color=colour, alpha=alpha, lw=0)
 
 
-def _scaling_rows(summary: pd.DataFrame, arm: str) -> pd.DataFrame:
-    rows = summary[summary["arm"] == arm]
-    if rows.empty:
-        return rows
-    frac = rows["data_fraction"].astype(float)
-    return rows[np.isclose(frac, frac.max())]
-
-
-def _arms(summary: pd.DataFrame, *docs: Any) -> list[str]:
-    present = list(summary["arm"].astype(str)) if "arm" in summary else []
+def _arms(table: StudyTable | None, *docs: Any) -> list[str]:
+    present = list(table.rows["arm"].astype(str)) if table is not None else []
     for doc in docs:
         present += list(doc.arms) if doc is not None else []
     return order_arms(present)
-
-
-def _usable(summary: pd.DataFrame) -> pd.DataFrame:
-    cols = ["flops", "test_mse", "params", "steps"]
-    if summary.empty or any(c not in summary for c in cols):
-        return summary.iloc[0:0]
-    ok = np.all(np.isfinite(summary[cols].to_numpy(float)) & (summary[cols].to_numpy(float) > 0), axis=1)
-    return summary[ok]
 
 
 def _arm_result(doc: Any, arm: str) -> Any:
@@ -135,25 +125,39 @@ def _arm_result(doc: Any, arm: str) -> Any:
     return doc.arms.get(arm) if doc is not None else None
 
 
-def plot_loss_vs_compute(summary: pd.DataFrame, frontier: FrontierFile | None) -> Figure:
-    """Every cell's test loss vs training FLOPs, each arm's frontier fit with its bootstrap band."""
+def _table(summary: pd.DataFrame) -> StudyTable | None:
+    """The summary as the fits read it, or None when it lacks the required columns (nothing to draw)."""
+    try:
+        return read_table(summary)
+    except ValueError:
+        return None
+
+
+def plot_loss_vs_compute(table: StudyTable | None, frontier: FrontierFile | None) -> Figure:
+    """Every cell's loss vs FLOPs, each arm's L*(C) with its band, the per-budget best points, the envelope fit."""
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    summary = _usable(summary)
     drawn = False
-    for arm in _arms(summary, frontier):
+    for arm in _arms(table, frontier):
         colour, marker, label = arm_style(arm)
-        rows = _scaling_rows(summary, arm)
+        rows = table.scaling(arm) if table is not None else pd.DataFrame()
         if not rows.empty:
-            ax.scatter(rows["flops"], rows["test_mse"], color=colour, marker=marker, s=18, alpha=0.35, lw=0)
+            ax.scatter(rows["flops"], rows["test_mse"], color=colour, marker=marker, s=16, alpha=0.3, lw=0)
             drawn = True
         res = _arm_result(frontier, arm)
-        if not ok(res):
+        if not isinstance(res, FrontierArm):
             continue
-        ax.scatter(res.points.flops, res.points.test_mse, color=colour, marker=marker, s=46, edgecolor="k",
-                   lw=0.6, zorder=3)
-        variant: LawResult = res.variants[res.primary]
-        gamma_text = _fmt(variant.params["gamma"], variant.bootstrap)
-        _band(ax, variant.curve, colour, f"{label}: $\\gamma$ = {gamma_text} ({variant.formula})")
+        on = [b for b in res.budgets if b.status == "on envelope"]
+        off = [b for b in res.budgets if b.status == "dropped"]
+        ax.scatter([b.flops for b in on], [b.test_mse for b in on], color=colour, marker=marker, s=46,
+                   edgecolor="k", lw=0.6, zorder=3)
+        if off:
+            ax.scatter([b.flops for b in off], [b.test_mse for b in off], facecolor="none", edgecolor=colour,
+                       marker=marker, s=46, lw=1.0, zorder=3)
+        gamma = f"$\\gamma$ = {_fmt(res.gamma)}" if res.gamma is not None else "no joint law"
+        _band(ax, res.curve, colour, f"{label}: L*(C) of the joint law, {gamma}")
+        env = res.envelope.get("saturating")
+        if isinstance(env, LawResult) and env.curve is not None:
+            ax.plot(env.curve.x, env.curve.value, color=colour, lw=1.0, ls="--", alpha=0.8)
         drawn = True
     if not drawn:
         no_data(ax, "no evaluated cells with positive loss and FLOPs")
@@ -161,30 +165,28 @@ def plot_loss_vs_compute(summary: pd.DataFrame, frontier: FrontierFile | None) -
     log_axes(ax)
     ax.set_xlabel(COMPUTE_LABEL)
     ax.set_ylabel(LOSS_LABEL)
-    ax.set_title("Test loss vs compute (large markers: frontier; band: bootstrap interval)", fontsize=10)
+    ax.set_title("Test loss vs compute (large markers: best per budget, hollow: off the envelope;\n"
+                 "band: bootstrap interval; dashed: envelope fit, a cross-check)", fontsize=9)
     _legend(ax, fontsize=7.5, loc="upper right")
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def plot_isoflop(summary: pd.DataFrame, isoflop: IsoflopFile | None) -> Figure:
+def plot_isoflop(table: StudyTable | None, isoflop: IsoflopFile | None) -> Figure:
     """Loss vs model size on each budget line, with the fitted parabolas and their minima, one panel per arm."""
-    summary = _usable(summary)
-    # an arm with a single budget line has no IsoFLOP analysis to show (its reason is in isoflop.json)
-    arms = [a for a in _arms(summary, isoflop)
-            if _scaling_rows(summary, a)["budget"].dropna().nunique() >= 2] if not summary.empty else []
+    arms = [a for a in _arms(table, isoflop) if table is not None and table.scaling(a)["budget"].nunique() >= 2]
     fig, axes = plt.subplots(1, max(1, len(arms)), figsize=(5.2 * max(1, len(arms)), 4.4), squeeze=False)
     if not arms:
         no_data(axes[0, 0], "no arm has cells on 2 or more budget lines (IsoFLOP lines)")
         return fig
-    budgets = np.unique(summary["budget"].dropna().astype(float))
+    budgets = np.unique(table.usable["budget"].dropna().astype(float))
     cmap = plt.get_cmap("cividis")  # sequential and colour-blind safe
     colour_of = {b: cmap(i / max(1, budgets.size - 1) * 0.9) for i, b in enumerate(budgets)}
     for ax, arm in zip(axes[0], arms, strict=False):
-        rows = _scaling_rows(summary, arm).dropna(subset=["budget"])
+        rows = table.scaling(arm)
         res = _arm_result(isoflop, arm)
-        per_budget = {round(b.budget, 6): b for b in res.budgets} if ok(res) else {}
+        per_budget = {round(b.budget, 6): b for b in res.budgets} if isinstance(res, IsoflopArm) else {}
         for b, group in rows.groupby("budget"):
             colour = colour_of[float(b)]
             ax.scatter(group["params"], group["test_mse"], color=colour, s=20, label=f"{b:.1e} FLOPs")
@@ -192,21 +194,23 @@ def plot_isoflop(summary: pd.DataFrame, isoflop: IsoflopFile | None) -> Figure:
             if fitted is not None and fitted.parabola is not None:
                 par = fitted.parabola
                 u = np.linspace(np.log(group["params"].min()), np.log(group["params"].max()), 60)
+                bracketed = fitted.bracketing == "bracketed"
                 ax.plot(np.exp(u), par.c2 * u ** 2 + par.c1 * u + par.c0, color=colour, lw=1.2,
-                        ls="-" if fitted.bracketed else ":")
+                        ls="-" if bracketed else ":")
                 n_opt = fitted.N_opt
-                if fitted.bracketed:
+                if bracketed and n_opt is not None:
                     err = [[n_opt.value - n_opt.lo], [n_opt.hi - n_opt.value]] if n_opt.has_interval else None
                     ax.errorbar([n_opt.value], [fitted.loss_opt], xerr=err, color=colour, marker="*",
                                 ms=11, mec="k", mew=0.5, capsize=2)
         colour, _, label = arm_style(arm)
-        note = f"a = {_fmt(res.exponents['a'], res.bootstrap)}" if ok(res) else getattr(res, "reason", "")
+        note = (f"a = {_fmt(res.exponents['a'], res.bootstrap)}, b = {_fmt(res.exponents['b'])}"
+                if isinstance(res, IsoflopArm) else getattr(res, "reason", ""))
         ax.set_title(textwrap.shorten(f"{label}: IsoFLOP curves", 60) + "\n" + textwrap.fill(note, 60),
                      fontsize=9, color=colour)
         log_axes(ax)
         ax.set_xlabel("parameters N")
         ax.set_ylabel(LOSS_LABEL)
-        _legend(ax, fontsize=7, title="budget (stars: minima)", title_fontsize=7)
+        _legend(ax, fontsize=7, title="budget (stars: minima; dotted: not bracketed)", title_fontsize=7)
         ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -216,17 +220,17 @@ def plot_optimal_allocation(joint: JointFile | None, isoflop: IsoflopFile | None
     """N*(C) and S*(C): joint-law curves with bootstrap bands, IsoFLOP minima with intervals and their fit."""
     fig, (ax_n, ax_s) = plt.subplots(1, 2, figsize=(10.5, 4.4))
     drawn = False
-    for arm in _arms(pd.DataFrame(), joint, isoflop):
+    for arm in _arms(None, joint, isoflop):
         colour, marker, label = arm_style(arm)
         jres = _arm_result(joint, arm)
-        if ok(jres):
+        if isinstance(jres, JointArm):
             ex, boot = jres.exponents, jres.fit.bootstrap
             _band(ax_n, jres.curves["N_opt"], colour, f"{label} joint law: a = {_fmt(ex['a'], boot)}")
             _band(ax_s, jres.curves["S_opt"], colour, f"{label} joint law: b = {_fmt(ex['b'], boot)}")
             drawn = True
         ires = _arm_result(isoflop, arm)
-        if ok(ires):
-            rows = [b for b in ires.budgets if b.bracketed]
+        if isinstance(ires, IsoflopArm):
+            rows = [b for b in ires.budgets if b.bracketing == "bracketed"]
             for ax, key in ((ax_n, "N_opt"), (ax_s, "S_opt")):
                 c = [b.budget for b in rows]
                 ests = [getattr(b, key) for b in rows]
@@ -237,16 +241,15 @@ def plot_optimal_allocation(joint: JointFile | None, isoflop: IsoflopFile | None
                 ax.errorbar(c, v, yerr=err, color=colour, marker=marker, ls="none", mec="k", mew=0.5, capsize=2,
                             label=f"{label} IsoFLOP minima")
             ex, boot = ires.exponents, ires.bootstrap
-            _band(ax_n, ires.curves["N_opt"], colour, f"{label} IsoFLOP fit: a = {_fmt(ex['a'], boot)}", "--")
-            _band(ax_s, ires.curves["S_opt"], colour,
-                  f"{label} IsoFLOP: b = 1 - a = {_fmt(ex['b_implied'], boot)}", "--")
+            _band(ax_n, ires.curves["N_opt"], colour, f"{label} IsoFLOP fit: a = {_fmt(ex['a'], boot)}", "--", 0.1)
+            _band(ax_s, ires.curves["S_opt"], colour, f"{label} IsoFLOP fit: b = {_fmt(ex['b'], boot)}", "--", 0.1)
             drawn = True
     if not drawn:
         for ax in (ax_n, ax_s):
             no_data(ax, "no joint or IsoFLOP fit succeeded")
         return fig
     for ax, ylabel, title in ((ax_n, "compute-optimal parameters N*", "N*(C) ~ C^a"),
-                              (ax_s, "compute-optimal training steps S*", "S*(C) ~ C^b")):
+                              (ax_s, "compute-optimal training steps S*", "S*(C) = C / F(N*) ~ C^b")):
         log_axes(ax)
         ax.set_xlabel(COMPUTE_LABEL)
         ax.set_ylabel(ylabel)
@@ -258,24 +261,30 @@ def plot_optimal_allocation(joint: JointFile | None, isoflop: IsoflopFile | None
 
 
 def plot_data_efficiency(data: DataEfficiencyFile | None) -> Figure:
-    """Test loss vs training-set size at fixed compute per arm, with the fitted law and its band."""
+    """Converged test loss vs training-set size per arm, the epochs each point reached, and the law L(D)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     drawn = False
     x_name = "training trajectories D"
     reasons = []
-    for arm in _arms(pd.DataFrame(), data):
+    for arm in _arms(None, data):
         res = _arm_result(data, arm)
-        if not ok(res):
+        if not isinstance(res, DataEfficiencyArm):
             reasons.append(f"{arm}: {getattr(res, 'reason', 'no fit')}")
             continue
         colour, marker, label = arm_style(arm)
         if res.x == "data_fraction":
             x_name = "fraction of the training set"
-        ax.scatter(res.points.D, res.points.test_mse, color=colour, marker=marker, s=30, edgecolor="k",
-                   lw=0.5, zorder=3)
-        fit = res.fit
-        _band(ax, fit.curve, colour, f"{label} (size {res.size}, {res.steps} steps): "
-                                     f"$\\delta$ = {_fmt(fit.params['delta'], fit.bootstrap)}")
+        d = [p.D for p in res.points]
+        loss = [p.test_mse for p in res.points]
+        ax.plot(d, loss, color=colour, marker=marker, ms=6, mec="k", mew=0.5, lw=1.2, zorder=3,
+                label=f"{label} (size {res.size})")
+        for p in res.points:
+            if p.epochs is not None:
+                ax.annotate(f"{p.epochs:.3g} ep", (p.D, p.test_mse), textcoords="offset points", xytext=(4, 4),
+                            fontsize=6.5, color=colour)
+        if isinstance(res.fit, LawResult):
+            delta = _fmt(res.fit.params.get("delta"), res.fit.bootstrap)
+            _band(ax, res.fit.curve, colour, f"{label}: {res.fit.formula}, $\\delta$ = {delta}", ":", 0.1)
         drawn = True
     if not drawn:
         no_data(ax, "; ".join(reasons) or "no data-efficiency cells")
@@ -284,8 +293,8 @@ def plot_data_efficiency(data: DataEfficiencyFile | None) -> Figure:
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))  # trajectories: plain counts
     ax.set_xlabel(x_name)
     ax.set_ylabel(LOSS_LABEL)
-    ax.set_title("Data efficiency at fixed compute", fontsize=10)
-    _legend(ax, fontsize=7.5)
+    ax.set_title("Data efficiency: converged test loss (early stopping); labels: epochs reached", fontsize=10)
+    _legend(ax, fontsize=7)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -304,8 +313,13 @@ def metrics_path(run_dir: str, runs_dir: Path | None) -> Path | None:
     return None
 
 
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred running median over `window` points (shrinking at the ends): robust to loss spikes."""
+    return pd.Series(values).rolling(window, center=True, min_periods=1).median().to_numpy()
+
+
 def plot_training_curves(summary: pd.DataFrame, runs_dir: Path | None) -> Figure:
-    """Train loss vs optimizer step of every cell (from metrics.csv), coloured by arm."""
+    """Train loss vs optimizer step of every cell (from metrics.csv): smoothed, the raw curve as a faint band."""
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     seen: set[str] = set()
     missing = 0
@@ -323,7 +337,9 @@ def plot_training_curves(summary: pd.DataFrame, runs_dir: Path | None) -> Figure
         if metrics.empty:
             continue
         colour, _, label = arm_style(str(row.arm))
-        ax.plot(metrics["step"], metrics["train_loss"], color=colour, lw=0.8, alpha=0.6,
+        step, loss = metrics["step"].to_numpy(float), metrics["train_loss"].to_numpy(float)
+        ax.plot(step, loss, color=colour, lw=0.5, alpha=0.15)
+        ax.plot(step, smooth(loss, max(1, loss.size // 20)), color=colour, lw=1.0, alpha=0.8,
                 label=None if row.arm in seen else label)
         seen.add(str(row.arm))
     if not seen:
@@ -332,7 +348,7 @@ def plot_training_curves(summary: pd.DataFrame, runs_dir: Path | None) -> Figure
     log_axes(ax)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("train loss (MSE) [m$^2$]")
-    title = "Training curves of every cell"
+    title = "Training curves of every cell (running median; faint: raw)"
     if missing:
         title += f" ({missing} without metrics.csv)"
     ax.set_title(title, fontsize=10)
@@ -344,9 +360,10 @@ def plot_training_curves(summary: pd.DataFrame, runs_dir: Path | None) -> Figure
 
 def make_figures(summary: pd.DataFrame, fits: Fits, runs_dir: Path | None = None) -> dict[str, Figure]:
     """Every figure of the study, by name (the names of eqscale.analysis.figures)."""
+    table = _table(summary)
     return {
-        "loss_vs_compute": plot_loss_vs_compute(summary, fits.frontier),
-        "isoflop": plot_isoflop(summary, fits.isoflop),
+        "loss_vs_compute": plot_loss_vs_compute(table, fits.frontier),
+        "isoflop": plot_isoflop(table, fits.isoflop),
         "optimal_allocation": plot_optimal_allocation(fits.joint, fits.isoflop),
         "data_efficiency": plot_data_efficiency(fits.data_efficiency),
         "training_curves": plot_training_curves(summary, runs_dir),

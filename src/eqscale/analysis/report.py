@@ -1,16 +1,17 @@
-"""`eqscale report`: results/report.md, one table per finding of the paper with our numbers beside it.
+"""`eqscale report`: results/report.md -- each finding of the paper with the rule applied, our numbers, the verdict.
 
-Each row states the paper's claim, our estimate with its bootstrap interval, and a plain verdict:
-"supported" when the interval lies wholly on the claimed side, "not supported" when it lies wholly
-on the other side, "inconclusive (intervals overlap)" when it straddles the boundary, and
-"inconclusive (...)" with the reason when a fit or an interval is missing, or when fewer than half of
-the bootstrap resamples could be refitted (such an interval is not trustworthy).
+The verdicts come from results/fits/findings.json (eqscale fit judges them; this stage writes them
+down): for every check, the rule, the estimate and its interval, the margin, the share of resamples
+that refitted, the seed-to-seed spread and the verdict with its reason. Around them: the study's
+cells, headline losses with the constant-velocity ratio, where each family's compute goes, whether
+the IsoFLOP minima are bracketed, the data-efficiency points with their epochs, the evaluation error
+of every cell, and the learning-rate stage. Reads the fit files through store.read_fits; never fits.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
 import math
 import os
 import sys
@@ -18,391 +19,417 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from eqscale.analysis.errors import FitError
 from eqscale.analysis.figures import BY_NAME as FIGURE_SPECS
 from eqscale.analysis.figures import FIGURE_NAMES
 from eqscale.analysis.results import (
-    BootstrapInfo,
-    DataEfficiencyFile,
+    Check,
+    DataEfficiencyArm,
     Estimate,
+    FamilyCompute,
+    Finding,
     Fits,
-    FrontierFile,
-    IsoflopFile,
-    JointFile,
+    FrontierArm,
+    IsoflopArm,
+    JointArm,
     Skipped,
-    ok,
 )
 from eqscale.analysis.store import FitsFileError, read_fits
+from eqscale.analysis.table import StudyTable, read_table
+from eqscale.analysis.verdicts import fmt
+from eqscale.cells import ARMS
 from eqscale.io_utils import atomic_write_text
 
-SUPPORTED = "supported"
-NOT_SUPPORTED = "not supported"
-OVERLAP = "inconclusive (intervals overlap)"
-CLAIMS = {
-    1: "Equivariance improves data efficiency; a transformer trained with data augmentation can close that gap "
-       "given enough epochs.",
-    2: "Test loss follows a power law in compute for both models, and the equivariant model (GATr) is better at "
-       "every tested compute budget, by a similar factor.",
-    3: "The compute-optimal split between model size and training steps differs: the transformer should scale "
-       "training steps faster than model size (a < 0.5 in N* ~ C^a), GATr the opposite (a > 0.5).",
-}
-MIN_OK_FRACTION = 0.5  # below this share of successful resamples an interval is not used for a verdict
-POWER_LAW_R2 = 0.9  # frontier fits with R^2 (log space) below this do not count as "follows a power law"
+LR_RULE = Path("results/lr/rule.json")
 
 
 def fmt_number(value: float | None) -> str:
     """Three significant digits, scientific notation for very small or large values."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-        return f"{value:.3g}".replace("e+0", "e+").replace("e-0", "e-")
-    return f"{value:.3g}"
+    return fmt(value)
 
 
-def fmt_estimate(est: Estimate | None, boot: BootstrapInfo | None = None) -> str:
-    """'value [lo, hi]' (or 'value (no interval)'), flagged when few bootstrap resamples could be refitted."""
+def fmt_estimate(est: Estimate | None) -> str:
+    """'value [lo, hi]', or 'value (no interval)'."""
     if est is None or not math.isfinite(est.value):
         return "n/a"
     if not est.has_interval:
-        return f"{fmt_number(est.value)} (no interval)"
-    text = f"{fmt_number(est.value)} [{fmt_number(est.lo)}, {fmt_number(est.hi)}]"
-    frac = boot.ok_fraction if boot is not None else None
-    if frac is not None and frac < MIN_OK_FRACTION:
-        text += f" (interval from {frac:.0%} of resamples)"
-    return text
+        return f"{fmt(est.value)} (no interval)"
+    return f"{fmt(est.value)} [{fmt(est.lo)}, {fmt(est.hi)}]"
 
 
-def verdict_above(est: Estimate | None, threshold: float, boot: BootstrapInfo | None = None) -> str:
-    """Does the estimate exceed `threshold`? Judged on its interval."""
-    if est is None or not math.isfinite(est.value):
-        return "inconclusive (no estimate)"
-    frac = boot.ok_fraction if boot is not None else None
-    if frac is not None and frac < MIN_OK_FRACTION:
-        return f"inconclusive (only {frac:.0%} of bootstrap resamples could be refitted)"
-    if not est.has_interval:
-        return "inconclusive (no interval: run the fit with bootstrap resamples)"
-    if est.lo > threshold:
-        return SUPPORTED
-    if est.hi < threshold:
-        return NOT_SUPPORTED
-    return OVERLAP
+def fmt_share(value: float | None) -> str:
+    """A share as a percentage, or '-'."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.0%}"
 
 
-def verdict_below(est: Estimate | None, threshold: float, boot: BootstrapInfo | None = None) -> str:
-    """Is the estimate below `threshold`? Judged on its interval."""
-    v = verdict_above(est, threshold, boot)
-    return {SUPPORTED: NOT_SUPPORTED, NOT_SUPPORTED: SUPPORTED}.get(v, v)
-
-
-def verdict_includes(est: Estimate | None, value: float, boot: BootstrapInfo | None = None) -> str:
-    """Is the estimate consistent with `value` (its interval contains it)?"""
-    v = verdict_above(est, value, boot)
-    if v == OVERLAP:
-        return SUPPORTED
-    if v in (SUPPORTED, NOT_SUPPORTED):
-        return NOT_SUPPORTED
-    return v
-
-
-def combine(verdicts: Sequence[str]) -> str:
-    """A finding is supported if every part is, not supported if any part is not, else inconclusive."""
-    if not verdicts:
-        return "inconclusive (nothing could be measured)"
-    if any(v.startswith(NOT_SUPPORTED) for v in verdicts):
-        return NOT_SUPPORTED
-    if all(v == SUPPORTED for v in verdicts):
-        return SUPPORTED
-    return "inconclusive"
-
-
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
-    head = ["Quantity", "Paper", "Ours", "Verdict"]
+def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A markdown table (cells with '|' escaped)."""
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
     return lines
 
 
-def _skip_reason(res: Any, what: str) -> str:
-    if res is None:
-        return f"no {what}"
-    return f"{what} skipped: {getattr(res, 'reason', 'unknown reason')}"
+def label(arm: str) -> str:
+    """An arm's label for prose and tables."""
+    return ARMS[arm].label if arm in ARMS else arm
 
 
-def _comparisons(doc: Any) -> dict[str, Any]:
-    """A fit file's comparisons by key ({} when they were skipped as a whole or the file is absent)."""
-    if doc is None or isinstance(doc.comparisons, Skipped):
-        return {}
-    return doc.comparisons
+# ---------------------------------------------------------------- the study
 
 
-def _comparison_reason(doc: Any, key: str) -> str:
-    comp = _comparisons(doc).get(key)
-    if isinstance(comp, Skipped):
-        return comp.reason
-    if doc is not None and isinstance(doc.comparisons, Skipped):
-        return doc.comparisons.reason
-    return "no comparison"
+def study_lines(t: StudyTable) -> list[str]:
+    """Cells, compute, wall time, budgets, devices, seeds and missing columns."""
+    rows = t.rows
+    counts = rows["arm"].value_counts()
+    lines = [f"- Cells: {len(rows)} (" + ", ".join(f"{a}: {counts[a]}" for a in t.arms()) + "); usable "
+             f"{int((rows['status'] == 'ok').sum())}, diverged {int((rows['status'] == 'diverged').sum())}, unusable "
+             f"{int((rows['status'] == 'unusable').sum())}",
+             f"- Total training compute: {fmt(float(np.nansum(rows['flops'])))} FLOPs"]
+    if t.has("wall_time_s"):
+        lines.append(f"- Total training wall time: {float(np.nansum(rows['wall_time_s'])) / 3600:.3g} h")
+    budgets = sorted(rows["budget"].dropna().unique())
+    lines.append("- Budgets: " + (", ".join(fmt(b) for b in budgets) + " FLOPs" if budgets else "none recorded"))
+    seeds = sorted(rows["seed"].dropna().unique())
+    lines.append(f"- Seeds: {', '.join(str(int(s)) for s in seeds)}")
+    if t.has("device"):
+        lines.append("- Devices: " + ", ".join(sorted(rows["device"].astype(str).unique())))
+    if t.missing:
+        lines.append(f"- The summary lacks {len(t.missing)} column(s) of format 2 ({', '.join(t.missing)}); the parts "
+                     "that need them are approximated or left out")
+    return lines
 
 
-def _worst(*boots: BootstrapInfo | None) -> BootstrapInfo | None:
-    """The bootstrap with the smallest share of refitted resamples."""
-    return min((b for b in boots if b is not None), key=lambda b: b.ok / max(1, b.resamples), default=None)
+def headline_lines(t: StudyTable, fits: Fits) -> list[str]:
+    """Per arm the best cell at its largest budget: test MSE +- SE and the constant-velocity ratios."""
+    rows = []
+    frontier = fits.frontier.arms if fits.frontier else {}
+    for arm in t.arms():
+        res = frontier.get(arm)
+        if not isinstance(res, FrontierArm):
+            continue
+        points = [b for b in res.budgets if b.cells]
+        if not points:
+            continue
+        top = points[-1]
+        cells = t.rows[t.rows["cell"].isin(top.cells)]
+        rows.append([label(arm), fmt(top.budget), top.size, _mse_with_se(cells), _mean(cells, "cv_ratio"),
+                     _mean(cells, "cv_ratio_contact"), _mean(cells, "cv_ratio_free")])
+    if not rows:
+        return ["No arm has a usable cell on its scaling grid."]
+    return ["The best configuration at each arm's largest budget (seed means). The constant-velocity ratio is test MSE "
+            "over the MSE of extrapolating every vertex at constant velocity on the same samples: below 1 the model "
+            "beats the trivial prediction; split by whether objects touch in the sample's frames.", "",
+            *table(["Arm", "Budget [FLOPs]", "Size", "Test MSE [m^2] +- SE", "CV ratio", "CV ratio, contact",
+                    "CV ratio, free"], rows)]
+
+
+def _mean(cells: pd.DataFrame, col: str) -> str:
+    if col not in cells or not cells[col].notna().any():
+        return "-"
+    return fmt(float(np.exp(np.log(cells[col].astype(float)).mean())))
+
+
+def _mse_with_se(cells: pd.DataFrame) -> str:
+    mse = float(np.exp(np.log(cells["test_mse"].astype(float)).mean()))
+    if "test_mse_se" in cells and cells["test_mse_se"].notna().all():
+        se = float(np.sqrt(np.mean(cells["test_mse_se"].astype(float) ** 2)))
+        return f"{fmt(mse)} +- {fmt(se)}"
+    return fmt(mse)
 
 
 # ---------------------------------------------------------------- findings
 
 
-def finding_1(data: DataEfficiencyFile | None) -> tuple[list[list[str]], str]:
-    """Data efficiency: rows and the overall verdict."""
-    rows: list[list[str]] = []
-    comps = _comparisons(data)
-    arms = data.arms if data is not None else {}
-    for arm, res in arms.items():
-        if ok(res):
-            fit = res.fit
-            note = f"; {fit.note}" if fit.note else ""
-            rows.append([f"{arm}: data exponent delta ({fit.formula}, size {res.size}, {res.steps} steps)",
-                         "-", fmt_estimate(fit.params["delta"], fit.bootstrap) + note, "(context)"])
-        else:
-            rows.append([f"{arm}: data-efficiency fit", "-", _skip_reason(res, "fit"), "inconclusive (no fit)"])
-    parts: list[str] = []
-    boot_of = {arm: res.fit.bootstrap for arm, res in arms.items() if ok(res)}
-
-    def worst_boot(*names: str) -> BootstrapInfo | None:
-        return _worst(*(boot_of.get(n) for n in names))
-
-    def comparison(key: str) -> Any:
-        comp = comps.get(key)
-        return comp if ok(comp) else None
-
-    def missing(key: str) -> str:
-        return f"inconclusive ({_comparison_reason(data, key)})"
-
-    # 1a: GATr's loss grows less than the transformer's when the training set shrinks
-    base = comparison("transformer/gatr")
-    if base:
-        ds, dl = fmt_number(base.D_small), fmt_number(base.D_large)
-        v1a = verdict_above(base.degradation_ratio, 1.0, worst_boot("transformer", "gatr"))
-        rows.append([f"data-efficiency gap: [L(D={ds}) / L(D={dl})] of the transformer over that of GATr",
-                     "> 1 (GATr suffers less from less data)", fmt_estimate(base.degradation_ratio), v1a])
-        rows.append([f"loss ratio transformer / GATr at D = {ds} (most epochs)", "> 1",
-                     fmt_estimate(base.ratio_at_small), "(context)"])
-        rows.append([f"loss ratio transformer / GATr at D = {dl}", "-", fmt_estimate(base.ratio_at_large),
-                     "(context)"])
-    else:
-        v1a = missing("transformer/gatr")
-        rows.append(["data-efficiency gap transformer vs GATr", "> 1", "n/a", v1a])
-    parts.append(v1a)
-    # 1b: with augmentation the transformer's gap to GATr closes (at the smallest set, i.e. most epochs)
-    aug = comparison("transformer+aug/gatr")
-    if aug:
-        ds, dl = fmt_number(aug.D_small), fmt_number(aug.D_large)
-        above = verdict_above(aug.degradation_ratio, 1.0, worst_boot("transformer+aug", "gatr"))
-        if above == SUPPORTED:
-            v1b = f"{NOT_SUPPORTED} (a gap remains with augmentation)"
-        elif above in (NOT_SUPPORTED, OVERLAP):
-            v1b = SUPPORTED if v1a == SUPPORTED else "inconclusive (no significant gap to close without augmentation)"
-        else:
-            v1b = above
-        rows.append([f"data-efficiency gap: transformer+aug over GATr (D = {ds} vs {dl})",
-                     "about 1 or below (augmentation closes the gap)", fmt_estimate(aug.degradation_ratio), v1b])
-        rows.append([f"loss ratio transformer+aug / GATr at D = {ds}", "-", fmt_estimate(aug.ratio_at_small),
-                     "(context)"])
-        gain = comparison("transformer/transformer+aug")
-        if gain:
-            rows.append([f"loss ratio transformer / transformer+aug at D = {fmt_number(gain.D_small)}",
-                         "> 1 (augmentation helps)", fmt_estimate(gain.ratio_at_small),
-                         verdict_above(gain.ratio_at_small, 1.0, worst_boot("transformer", "transformer+aug"))])
-    else:
-        v1b = missing("transformer+aug/gatr")
-        rows.append(["data-efficiency gap transformer+aug vs GATr", "about 1", "n/a", v1b])
-    parts.append(v1b)
-    return rows, combine(parts)
+def check_row(c: Check) -> list[str]:
+    """One row of a finding's table."""
+    verdict = "(context)" if c.verdict is None else c.verdict
+    if c.reason:
+        verdict += f" ({c.reason})"
+    return [c.quantity, c.claim, fmt_estimate(c.estimate) if c.estimate is not None else "-",
+            "-" if c.margin is None else fmt(c.margin), fmt_share(c.refit_share),
+            "-" if c.seed_spread is None else f"+-{c.seed_spread:.1%}", verdict]
 
 
-def finding_2(frontier: FrontierFile | None) -> tuple[list[list[str]], str]:
-    """Power law in compute, GATr better at every budget by a similar factor."""
-    rows: list[list[str]] = []
-    parts: list[str] = []
-    arms = frontier.arms if frontier is not None else {}
-    for arm in ("gatr", "transformer"):
-        res = arms.get(arm)
-        if not ok(res):
-            rows.append([f"{arm}: power law in compute", "power law", _skip_reason(res, "frontier fit"),
-                         "inconclusive (no fit)"])
-            parts.append("inconclusive")
+def finding_lines(f: Finding, figures_dir: Path, out: Path) -> list[str]:
+    """A finding's section: claim, rules, the table of checks, the verdict and its figures."""
+    rules = list(dict.fromkeys(c.rule for c in f.checks if c.verdict is not None))
+    lines = [f"## Finding {f.number}: {f.title}", "", f"Paper: {f.claim}", "", "Rules applied:", ""]
+    lines += [f"- {r}" for r in rules] + [f"- the finding: {f.rule}", ""]
+    lines += table(["Quantity", "Claim", "Ours [interval]", "Margin", "Refitted", "Seed spread", "Verdict"],
+                   [check_row(c) for c in f.checks])
+    lines += ["", f"**Finding {f.number}: {f.verdict}** -- {f.reason}.", ""]
+    for name in f.figures:
+        lines += figure_links(name, figures_dir, out)
+    return lines + [""]
+
+
+# ---------------------------------------------------------------- compute, allocation, frontier, data
+
+
+def compute_lines(fits: Fits) -> list[str]:
+    """Where each family's FLOPs go, and F(N) per size: why C is not 6*N*S."""
+    if fits.compute is None:
+        return ["No compute file."]
+    lines = ["Compute C of a cell is its steps times the FLOPs of one step, F(N), counted analytically on the batches "
+             "it runs. Attention over the (padded) scene grows with the tokens, not the parameters, so F grows slower "
+             "than N and F/N varies across sizes: C is not 6*N*tokens with one constant.", ""]
+    for family, rec in fits.compute.families.items():
+        if not isinstance(rec, FamilyCompute):
+            lines += [f"- {family}: {rec.reason}"]
             continue
-        for name, variant in res.variants.items():
-            if not ok(variant):
-                rows.append([f"{arm}: frontier {name}", "-", f"skipped: {variant.reason}", "(context)"])
-                continue
-            primary = name == res.primary
-            r2 = variant.r2_log
-            quantity = (f"{arm}: gamma of {variant.formula} ({variant.n_points} frontier points; "
-                        f"R^2 (log) = {fmt_number(r2)}, RMSE (log) = {fmt_number(variant.rmse_log)})")
-            if primary:
-                v = SUPPORTED if math.isfinite(r2) and r2 >= POWER_LAW_R2 else (
-                    f"{NOT_SUPPORTED} (R^2 below {POWER_LAW_R2})")
-                parts.append(v)
-            else:
-                v = "(context)"
-            gamma = fmt_estimate(variant.params["gamma"], variant.bootstrap)
-            rows.append([quantity, "power law" if primary else "-", gamma, v])
-    comp = _comparisons(frontier).get("transformer/gatr")
-    if ok(comp) and comp.at_budget:
-        worst = _worst(*(arms[a].variants[arms[a].primary].bootstrap for a in ("gatr", "transformer")))
-        verdicts = []
-        for point in comp.at_budget:
-            v = verdict_above(point.ratio, 1.0, worst)
-            verdicts.append(v)
-            rows.append([f"loss ratio transformer / GATr at {fmt_number(point.budget)} FLOPs", "> 1",
-                         fmt_estimate(point.ratio), v])
-        every = combine(verdicts)
-        parts.append(every)
-        gd = comp.gamma_difference
-        if gd:
-            v = verdict_includes(gd, 0.0)
-            if v == NOT_SUPPORTED:
-                v = f"{NOT_SUPPORTED} (the exponents differ: the gap changes with compute)"
-            rows.append(["gamma(transformer) - gamma(GATr), pure power laws", "about 0 (a similar factor everywhere)",
-                         fmt_estimate(gd), v])
-            parts.append(v)
-    else:
-        reason = _comparison_reason(frontier, "transformer/gatr")
-        rows.append(["loss ratio transformer / GATr per budget", "> 1 at every budget", "n/a",
-                     f"inconclusive ({reason})"])
-        parts.append("inconclusive")
-    return rows, combine(parts)
+        lines += [f"**{family}**: F = {fmt(rec.power_k)} * N^{rec.power_p:.2f} fitted over the sizes (used: "
+                  f"{rec.method}); source: {rec.source}. Of all its recorded FLOPs: attention "
+                  f"{fmt_share(rec.attention_share)}, padding {fmt_share(rec.padding_share)}, dense layers "
+                  f"{fmt_share(_dense(rec.attention_share, rec.padding_share))}.", ""]
+        lines += table(["Size", "Parameters N", "FLOPs per step F", "F / N", "Attention", "Padding", "Dense", "Cells"],
+                       [[s.size, f"{s.params:,}", fmt(s.flops_per_step), fmt(s.flops_per_param_step),
+                         fmt_share(s.attention_share), fmt_share(s.padding_share),
+                         fmt_share(_dense(s.attention_share, s.padding_share)), s.n_cells] for s in rec.sizes])
+        lines.append("")
+    return lines
 
 
-def finding_3(joint: JointFile | None, isoflop: IsoflopFile | None) -> tuple[list[list[str]], str]:
-    """Compute-optimal allocation: a < 0.5 for the transformer, a > 0.5 for GATr."""
-    rows: list[list[str]] = []
-    parts: list[str] = []
-    expect = {"transformer": ("< 0.5 (steps grow faster)", verdict_below),
-              "gatr": ("> 0.5 (size grows faster)", verdict_above)}
-    for arm, (paper, judge) in expect.items():
-        jres = joint.arms.get(arm) if joint is not None else None
-        if ok(jres):
-            fit = jres.fit
-            v = judge(jres.exponents["a"], 0.5, fit.bootstrap)
-            p = fit.params
-            rows.append([f"{arm}: a in N* ~ C^a, joint law (alpha = {fmt_estimate(p['alpha'])}, "
-                         f"beta = {fmt_estimate(p['beta'])}; {fit.n_points} cells, R^2 (log) = "
-                         f"{fmt_number(fit.r2_log)})", paper, fmt_estimate(jres.exponents["a"], fit.bootstrap), v])
-            parts.append(v)
-        else:
-            rows.append([f"{arm}: a, joint law", paper, _skip_reason(jres, "joint fit"), "inconclusive (no fit)"])
-        ires = isoflop.arms.get(arm) if isoflop is not None else None
-        if ok(ires):
-            v = judge(ires.exponents["a"], 0.5, ires.bootstrap)
-            rows.append([f"{arm}: a, IsoFLOP minima ({ires.n_points} budgets; cross-check)", paper,
-                         fmt_estimate(ires.exponents["a"], ires.bootstrap), v])
-            if not ok(jres):
-                parts.append(v)
-        else:
-            rows.append([f"{arm}: a, IsoFLOP minima (cross-check)", paper, _skip_reason(ires, "IsoFLOP fit"),
-                         "inconclusive (no fit)"])
-    comp = _comparisons(joint).get("transformer-gatr")
-    if ok(comp):
-        flipped = comp.a_difference.map(lambda x: -x, decreasing=True)
-        v = verdict_above(flipped, 0.0)
-        rows.append(["a(GATr) - a(transformer), joint law", "> 0 (the allocations differ)", fmt_estimate(flipped), v])
-        parts.append(v)
-    if not parts:
-        parts.append("inconclusive")
-    return rows, combine(parts)
+def _dense(attention: float | None, padding: float | None) -> float | None:
+    if attention is None:
+        return None
+    return 1.0 - attention - (padding or 0.0)
+
+
+def allocation_lines(fits: Fits) -> list[str]:
+    """Exponents of the joint law and the IsoFLOP minima, and the bracketing of every budget's minimum."""
+    lines = []
+    joint = fits.joint.arms if fits.joint else {}
+    iso = fits.isoflop.arms if fits.isoflop else {}
+    rows = []
+    for arm in dict.fromkeys([*joint, *iso]):
+        j, i = joint.get(arm), iso.get(arm)
+        rows.append([label(arm),
+                     *(fmt_estimate(j.exponents[k]) if isinstance(j, JointArm) else "-" for k in ("a", "b", "gamma")),
+                     *(fmt_estimate(i.exponents[k]) if isinstance(i, IsoflopArm) else "-" for k in ("a", "b")),
+                     f"{j.edge_fraction:.0%}" if isinstance(j, JointArm) else "-"])
+    if rows:
+        lines += ["N* ~ C^a and S* ~ C^b along each family's real IsoFLOP curves S = C/F(N): from the joint law "
+                  "(minimum of L(N, C/F(N)) over a continuous N; slopes over the studied budgets) and from the IsoFLOP "
+                  "minima (cross-check). a + b = 1 only when F is proportional to N.", ""]
+        lines += table(["Arm", "a (joint)", "b (joint)", "gamma of L* - E (joint)", "a (IsoFLOP)", "b (IsoFLOP)",
+                        "optimum at the edge of the size range"], rows)
+        lines.append("")
+    brackets: dict[float, dict[str, str]] = {}
+    for arm, res in iso.items():
+        if isinstance(res, IsoflopArm):
+            for b in res.budgets:
+                brackets.setdefault(b.budget, {})[arm] = b.bracketing
+    for arm, res in joint.items():
+        if isinstance(res, JointArm):
+            for p in res.optimal:
+                entry = brackets.setdefault(p.budget, {})
+                note = "joint N* within sizes" if p.within_sizes else "joint N* outside the sizes"
+                entry[arm] = f"{entry[arm]}; {note}" if arm in entry else note
+    if brackets:
+        arms = list(dict.fromkeys(a for v in brackets.values() for a in v))
+        lines += ["Is each budget's IsoFLOP minimum bracketed by the sampled sizes?", ""]
+        lines += table(["Budget [FLOPs]", *[label(a) for a in arms]],
+                       [[fmt(b), *[brackets[b].get(a, "no cells") for a in arms]] for b in sorted(brackets)])
+        lines.append("")
+    return lines or ["No allocation fits."]
+
+
+def frontier_lines(fits: Fits) -> list[str]:
+    """How the frontier is built, budgets left off the envelope, diverged cells."""
+    if fits.frontier is None:
+        return ["No frontier file."]
+    lines = ["Primary frontier: L*(C) of the joint law, the minimum over a continuous model size along the family's "
+             "IsoFLOP curve, with the joint bootstrap's band. Measured frontier: per budget the best configuration "
+             "(seed mean); a budget stays on the envelope only if it beats every cheaper budget. Cross-check: "
+             "L(C) = E + A*C^-gamma fitted to the envelope (a bootstrap of a minimum is biased, so it is not primary). "
+             "Power-law check: a weighted quadratic of ln L in ln C over the per-budget best points.", ""]
+    rows = []
+    for arm, res in fits.frontier.arms.items():
+        if not isinstance(res, FrontierArm):
+            continue
+        for b in res.budgets:
+            rows.append([label(arm), fmt(b.budget), b.status, b.size or "-", fmt(b.test_mse), b.n_seeds,
+                         ", ".join(b.diverged) or "-", b.reason or "-"])
+    if rows:
+        lines += table(["Arm", "Budget [FLOPs]", "Envelope", "Best size", "Test MSE", "Seeds", "Diverged cells",
+                        "Reason"], rows)
+    return lines
+
+
+def data_lines(fits: Fits) -> list[str]:
+    """The converged data-efficiency points: loss, CV ratio, epochs reached, early stopping."""
+    if fits.data_efficiency is None:
+        return ["No data-efficiency file."]
+    rows = []
+    for arm, res in fits.data_efficiency.arms.items():
+        if not isinstance(res, DataEfficiencyArm):
+            rows.append([label(arm), "-", "-", "-", "-", "-", "-", res.reason])
+            continue
+        for p in res.points:
+            rows.append([label(arm), fmt(p.D), fmt(p.test_mse), fmt(p.cv_ratio), fmt(p.epochs), fmt(p.best_step),
+                         fmt_share(p.stopped_early), p.n_seeds])
+    lines = ["Each data fraction is trained until the validation loss stops improving (early stopping); the loss is "
+             "the converged one, and the epochs are those it took.", ""]
+    return lines + table(["Arm", "Training trajectories D", "Test MSE", "CV ratio", "Epochs", "Best step",
+                          "Stopped early", "Seeds"], rows)
+
+
+# ---------------------------------------------------------------- evaluation and noise
+
+
+def noise_lines(fits: Fits) -> list[str]:
+    """Training noise used by the comparisons, seed spread per arm, evaluation error and its cost."""
+    doc = fits.findings
+    if doc is None:
+        return ["No findings file."]
+    lines = []
+    n = doc.noise
+    if n is not None:
+        lines.append(f"- Training (seed-to-seed) noise used for single-cell comparisons: "
+                     f"{'unknown' if n.sigma is None else f'{n.sigma:.1%} of the loss'} ({n.source})")
+        spread = [f"{arm}: {s.sigma:.1%} ({s.dof} dof)" for arm, s in n.seeds.items()
+                  if s.sigma is not None and arm != "all"]
+        lines.append("- Seed-to-seed spread of ln(test MSE): " + ("; ".join(spread) if spread else
+                                                                   "no config was trained with two or more seeds"))
+    e = doc.evaluation
+    if e is not None:
+        lines.append(f"- Evaluation error in the fits: {e.method}")
+        lines.append(f"- Relative standard error of the test MSE: median {fmt_share_precise(e.median_rel_se)}, "
+                     f"largest {fmt_share_precise(e.max_rel_se)}; target "
+                     f"{fmt_share_precise(e.target_rel_se) if e.target_rel_se is not None else 'not set'}"
+                     + (f", {e.n_above_target} cell(s) above it" if e.n_above_target is not None else ""))
+        lines.append(f"- Evaluation's share of the study's wall time (sum of eval_wall_time_s / sum of wall_time_s): "
+                     f"{fmt_share_precise(e.eval_share_of_wall_time)}")
+    return lines
+
+
+def fmt_share_precise(value: float | None) -> str:
+    """A share with one decimal, or 'n/a'."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1%}"
+
+
+def cell_lines(t: StudyTable, target: float | None) -> list[str]:
+    """Every cell's test MSE with its standard error, relative error against the target, CV ratios, status."""
+    rows = []
+    for r in t.rows.itertuples(index=False):
+        mse, se = float(r.test_mse), float(getattr(r, "test_mse_se", math.nan))
+        rel = se / mse if mse > 0 and math.isfinite(se) else math.nan
+        flag = "" if target is None or not math.isfinite(rel) else (" (above target)" if rel > target else "")
+        status = r.status if r.status == "ok" else f"{r.status}: {r.status_reason}"
+        rows.append([r.cell, fmt(mse), fmt(se), f"{rel:.1%}{flag}" if math.isfinite(rel) else "-",
+                     fmt(float(getattr(r, "cv_ratio", math.nan))), fmt(float(getattr(r, "cv_ratio_contact", math.nan))),
+                     fmt(float(getattr(r, "cv_ratio_free", math.nan))), fmt(float(getattr(r, "epochs", math.nan))),
+                     status])
+    return table(["Cell", "Test MSE [m^2]", "SE", "Relative SE", "CV ratio", "contact", "free", "Epochs", "Status"],
+                 rows)
+
+
+# ---------------------------------------------------------------- learning-rate stage
+
+
+def lr_lines(path: Path) -> list[str]:
+    """The learning-rate sweep and its fitted rule from rule.json, or 'not run'."""
+    if not path.is_file():
+        return [f"Not run ({path} does not exist): every cell used the configured learning rate."]
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        return [f"{path} could not be read: {err}"]
+    if not isinstance(doc, dict):
+        return [f"{path} holds a {type(doc).__name__}, expected an object with 'rule' and 'sweep'"]
+    lines = [f"From {path}."]
+    rule = doc.get("rule")
+    if isinstance(rule, dict):
+        lines += ["", "Fitted rule:", ""] + [f"- {k}: {_plain(v)}" for k, v in rule.items()]
+    sweep = doc.get("sweep")
+    if isinstance(sweep, list) and sweep and all(isinstance(r, dict) for r in sweep):
+        keys = list(dict.fromkeys(k for r in sweep for k in r))
+        lines += ["", "Sweep:", ""] + table(keys, [[_plain(r.get(k, "-")) for k in keys] for r in sweep])
+    other = {k: v for k, v in doc.items() if k not in ("rule", "sweep")}
+    if other:
+        lines += [""] + [f"- {k}: {_plain(v)}" for k, v in other.items()]
+    return lines
+
+
+def _plain(v: Any) -> str:
+    if isinstance(v, float):
+        return fmt(v)
+    if isinstance(v, dict):
+        return ", ".join(f"{k} = {_plain(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        return ", ".join(_plain(x) for x in v)
+    return str(v)
 
 
 # ---------------------------------------------------------------- the document
 
 
-def _study_lines(summary: pd.DataFrame) -> list[str]:
-    n = len(summary)
-    lines = [f"- Cells: {n}"]
-    if n and "arm" in summary:
-        counts = summary["arm"].value_counts()
-        lines[0] += " (" + ", ".join(f"{arm}: {c}" for arm, c in counts.sort_index().items()) + ")"
-    if "flops" in summary:
-        total = pd.to_numeric(summary["flops"], errors="coerce").sum()
-        lines.append(f"- Total training compute: {fmt_number(float(total))} FLOPs")
-    if "wall_time_s" in summary:
-        hours = pd.to_numeric(summary["wall_time_s"], errors="coerce").sum() / 3600
-        lines.append(f"- Total training wall time: {hours:.3g} h")
-    if "budget" in summary:
-        budgets = sorted(pd.to_numeric(summary["budget"], errors="coerce").dropna().unique())
-        lines.append("- Budgets: " + (", ".join(fmt_number(b) for b in budgets) + " FLOPs" if budgets
-                                      else "none recorded"))
-    if "device" in summary and n:
-        lines.append("- Devices: " + ", ".join(sorted(summary["device"].astype(str).unique())))
-    if "test_mse" in summary:
-        failed = int(pd.to_numeric(summary["test_mse"], errors="coerce").isna().sum())
-        if failed:
-            lines.append(f"- Cells without a usable test loss (left out of every fit): {failed}")
-    return lines
-
-
-def _docs(fits: Fits) -> dict[str, Any]:
-    return {f.name: getattr(fits, f.name) for f in dataclasses.fields(fits) if getattr(fits, f.name) is not None}
-
-
-def _skipped_lines(fits: Fits) -> list[str]:
+def skipped_lines(fits: Fits) -> list[str]:
+    """Every per-arm fit that could not be done, with its reason."""
     lines = []
-    for kind, doc in _docs(fits).items():
-        for arm, res in doc.arms.items():
+    for kind in ("joint", "isoflop", "frontier", "data_efficiency"):
+        doc = getattr(fits, kind)
+        for arm, res in (doc.arms.items() if doc is not None else ()):
             if isinstance(res, Skipped):
                 lines.append(f"- {kind} / {arm}: {res.reason}")
     return lines
 
 
-def render_report(summary: pd.DataFrame, fits: Fits, figures_dir: Path, out: Path) -> str:
+def render_report(summary: pd.DataFrame, fits: Fits, figures_dir: Path, out: Path, lr_rule: Path = LR_RULE) -> str:
     """The report's markdown text."""
-    settings = next((doc.bootstrap for doc in _docs(fits).values()), None)
-    conf = settings.confidence if settings is not None else 0.95
-    resamples, seed = (settings.resamples, settings.seed) if settings is not None else (0, 0)
+    doc = fits.findings
+    settings = doc.settings if doc is not None else None
+    t = read_table(summary, diverged_cv_ratio=settings.diverged_cv_ratio if settings else 1.0)
     lines = ["# eqscale: does equivariance matter at scale?", "",
-             "Our measurements against the findings of Brehmer et al. 2024 (arXiv 2410.23179).", "",
+             f"Our measurements against the findings of {doc.study if doc else 'the paper'}.", "",
              "## The study", ""]
-    lines += _study_lines(summary)
-    lines += [f"- Intervals: {conf:.0%} percentile bootstrap over cells, {resamples} resamples "
-              f"(seed {seed}); a verdict needs the interval wholly on one side of the paper's "
-              f"claim, and at least {MIN_OK_FRACTION:.0%} of resamples refitted.", ""]
-    verdicts = {}
-    sections = [(1, "Data efficiency", finding_1(fits.data_efficiency), ["data_efficiency"]),
-                (2, "Scaling with compute", finding_2(fits.frontier), ["loss_vs_compute"]),
-                (3, "Compute-optimal allocation", finding_3(fits.joint, fits.isoflop),
-                 ["optimal_allocation", "isoflop"])]
-    for number, title, (rows, verdict), figs in sections:
-        verdicts[number] = verdict
-        lines += [f"## Finding {number}: {title}", "", f"Paper: {CLAIMS[number]}", ""]
-        lines += _table(rows)
-        lines += ["", f"**Finding {number}: {verdict}.**", ""]
-        for name in figs:
-            lines += _figure_links(name, figures_dir, out)
-        lines.append("")
-    lines += ["## Summary", "", "| Finding | Verdict |", "|---|---|"]
-    lines += [f"| {n}. {CLAIMS[n]} | {verdicts[n]} |" for n in sorted(verdicts)]
+    lines += study_lines(t)
+    if settings is not None:
+        lines += [f"- Intervals: {settings.confidence:.0%}, {settings.bootstrap} bootstrap resamples (seed "
+                  f"{settings.seed}): {fits.findings.bootstrap.method if fits.findings.bootstrap else ''}",
+                  "- Verdicts: support needs an interval wholly on the claimed side; equivalence claims need the "
+                  f"interval inside a margin of {settings.equivalence_margin:g}; a verdict from resamples needs at "
+                  f"least {settings.min_refit_share:.0%} of them refitted; a diverged cell (NaN, or test MSE above "
+                  f"{settings.diverged_cv_ratio:g} x the constant-velocity MSE) counts as a loss for its model at its "
+                  "budget."]
+    lines += ["", "## Headline numbers", ""] + headline_lines(t, fits)
+    findings = doc.findings if doc is not None else []
+    lines += ["", "## Verdicts", ""]
+    lines += table(["Finding", "Verdict", "Why"], [[f"{f.number}. {f.claim}", f.verdict, f.reason] for f in findings]) \
+        if findings else ["No findings file: run eqscale fit."]
+    lines.append("")
+    for f in findings:
+        lines += finding_lines(f, figures_dir, out)
+    lines += ["## Where the compute goes", ""] + compute_lines(fits)
+    lines += ["", "## Compute-optimal allocation", ""] + allocation_lines(fits)
+    lines += ["", "## The compute frontier", ""] + frontier_lines(fits)
+    lines += ["", "## Data efficiency (converged)", ""] + data_lines(fits)
+    lines += ["", "## Noise and evaluation error", ""] + noise_lines(fits)
+    lines += ["", "## Learning-rate stage", ""] + lr_lines(lr_rule)
     lines += ["", "## Figures", ""]
     for name in FIGURE_NAMES:
-        lines += _figure_links(name, figures_dir, out, image=name == "training_curves")
-    skipped = _skipped_lines(fits)
+        lines += figure_links(name, figures_dir, out)
+    skipped = skipped_lines(fits)
     if skipped:
         lines += ["", "## Fits that could not be done", ""] + skipped
+    lines += ["", "## Every cell", ""] + cell_lines(t, settings.target_rel_se if settings else None)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _figure_links(name: str, figures_dir: Path, out: Path, image: bool = True) -> list[str]:
+def figure_links(name: str, figures_dir: Path, out: Path, image: bool = True) -> list[str]:
     """Links to a figure's PNG and PDF (relative to the report), and the image inline.
 
     The same text whether or not the figure exists yet: the report may be written before the plot
     stage, and a note such as "not drawn yet" would stay in a finished run's report.
     """
     rel = Path(os.path.relpath(Path(figures_dir) / name, Path(out).parent)).as_posix()
-    title = FIGURE_SPECS[name].title
-    lines = [f"- {title}: [PNG]({rel}.png), [PDF]({rel}.pdf)"]
+    spec = FIGURE_SPECS[name]
+    lines = [f"- {spec.title}: [PNG]({rel}.png), [PDF]({rel}.pdf). {spec.caption}"]
     if image:
-        lines += ["", f"  ![{title}]({rel}.png)", ""]
+        lines += ["", f"  ![{spec.title}]({rel}.png)", ""]
     return lines
 
 
@@ -412,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", type=Path, default=Path("results/summary.csv"))
     parser.add_argument("--fits-dir", type=Path, default=Path("results/fits"))
     parser.add_argument("--figures-dir", type=Path, default=Path("results/figures"))
+    parser.add_argument("--lr-rule", type=Path, default=LR_RULE,
+                        help="the learning-rate stage's rule.json (the report says 'not run' without it)")
     parser.add_argument("--out", type=Path, default=Path("results/report.md"))
     args = parser.parse_args(argv)
     try:
@@ -421,10 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         fits = read_fits(args.fits_dir)
-    except FitsFileError as err:
+        text = render_report(summary, fits, args.figures_dir, args.out, args.lr_rule)
+    except (FitsFileError, FitError) as err:
         print(f"eqscale report: error: {err}", file=sys.stderr)
         return 1
-    text = render_report(summary, fits, args.figures_dir, args.out)
     atomic_write_text(args.out, text)
     print(f"wrote {args.out}")
     return 0

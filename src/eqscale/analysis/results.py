@@ -124,51 +124,102 @@ class LawResult:
     samples: np.ndarray | None = no_json()  # bootstrap parameters, (n_ok, n_params)
 
 
+# ---------------------------------------------------------------- compute and noise
+
+
+@dataclass(frozen=True)
+class SizeCompute:
+    """One size of a family: parameters, FLOPs per step, and where the FLOPs of its cells went."""
+
+    size: str
+    params: int
+    flops_per_step: float
+    flops_per_param_step: float
+    attention_share: float | None  # of the cells' recorded FLOPs (None: not recorded)
+    padding_share: float | None
+    n_cells: int
+
+
+@dataclass(frozen=True)
+class FamilyCompute:
+    """A model family's FLOPs per step F(N): per size, the power law F = k*N^p and the compute split."""
+
+    family: str
+    sizes: list[SizeCompute]
+    method: str
+    source: str
+    power_k: float
+    power_p: float
+    attention_share: float | None
+    padding_share: float | None
+    total_flops: float
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """Seed-to-seed spread of the test loss: pooled standard deviation of ln(test MSE) within configs."""
+
+    sigma: float | None  # ~ relative spread; None without replicated configs
+    dof: int
+    n_configs: int  # configs with two or more seeds
+
+
+@dataclass(frozen=True)
+class NoiseEstimate:
+    """Training (seed-to-seed) noise of a cell's ln loss, as the comparisons of single cells use it."""
+
+    sigma: float | None
+    dof: int
+    source: str
+    seeds: dict[str, SeedSpread]  # per arm, and "all"
+    residual_sigma: float | None = None  # from the joint fits' residuals, net of the evaluation error
+
+
+@dataclass(frozen=True)
+class EvaluationSummary:
+    """How the evaluation error entered the fits, and how large it was."""
+
+    method: str
+    n_paired: int
+    n_parametric: int
+    median_rel_se: float | None
+    max_rel_se: float | None
+    target_rel_se: float | None
+    n_above_target: int | None
+    eval_share_of_wall_time: float | None
+
+
 # ---------------------------------------------------------------- per-arm fits
 
 
 @dataclass(frozen=True)
-class FrontierPoints:
-    """The lower envelope of loss vs compute: one point per config on it."""
-
-    flops: list[float]
-    test_mse: list[float]
-    budget: list[float | None]
-
-
-@dataclass(frozen=True)
-class FrontierArm:
-    """Frontier fits of one arm: the envelope points and each law variant (or why it was skipped)."""
-
-    points: FrontierPoints
-    primary: str
-    variants: dict[str, Union[LawResult, Skipped]]
-    n_cells: int
-    status: str = OK
-
-
-@dataclass(frozen=True)
 class OptimalPoint:
-    """The compute-optimal allocation at one budget."""
+    """The compute-optimal allocation at one budget, and whether N* lies within the sampled sizes."""
 
     budget: float
     N: Estimate
     S: Estimate
     loss: Estimate
+    within_sizes: bool
 
 
 @dataclass(frozen=True)
 class JointArm:
-    """Joint-law fit of one arm with its compute-optimal allocation."""
+    """Joint-law fit of one arm with its compute-optimal allocation along the family's real IsoFLOP curves."""
 
     fit: LawResult
-    flops_per_param_step: float
-    exponents: dict[str, Estimate]  # a, b, gamma_implied
+    family: str
+    compute: str  # how C relates to N and S
+    exponents: dict[str, Estimate]  # a, b (slopes of N*, S* vs C), gamma (of L* - E), a_minus_b
     optimal: list[OptimalPoint]
     curves: dict[str, Curve]  # N_opt, S_opt, loss_opt vs C
+    compute_range: list[float]
+    sizes_range: list[float]
+    edge_fraction: float  # share of (resample, C) where the optimum sat at the end of the search range
     n_budgets: int
     n_cells: int
     status: str = OK
+    samples: dict[str, np.ndarray] | None = no_json()  # a, b, gamma, a_minus_b per refitted resample
 
 
 @dataclass(frozen=True)
@@ -183,99 +234,212 @@ class ParabolaFit:
 
 @dataclass(frozen=True)
 class IsoflopBudget:
-    """One budget line of the IsoFLOP analysis: its parabola and minimum, or why there is none."""
+    """One budget line: its parabola and minimum, whether the sizes bracket it, or why there is none."""
 
     budget: float
     n_cells: int
     sizes: list[int]
     status: str
     reason: str | None
+    bracketing: str  # "bracketed", "below the smallest size", "above the largest size", "no minimum"
     parabola: ParabolaFit | None = optional()
     N_opt: Estimate | None = optional()
     S_opt: Estimate | None = optional()
     loss_opt: float | None = optional()
-    bracketed: bool | None = optional()
 
 
 @dataclass(frozen=True)
 class IsoflopArm:
-    """IsoFLOP analysis of one arm: per-budget parabolas and the power law N*(C) = G*C^a."""
+    """IsoFLOP analysis of one arm: per-budget parabolas and the power laws N*(C) = G*C^a, S*(C) ~ C^b."""
 
     budgets: list[IsoflopBudget]
-    exponents: dict[str, Estimate]  # a, b_implied
+    exponents: dict[str, Estimate]  # a, b, a_minus_b: slopes over the bracketed budgets (compute_range)
+    compute_range: list[float]
     G: Estimate
     n_points: int
     r2_log: float | None
     bootstrap: BootstrapInfo
     curves: dict[str, Curve]  # N_opt and S_opt vs C
-    flops_per_param_step: float
     n_cells: int
     status: str = OK
-    samples_a: np.ndarray | None = no_json()  # bootstrap samples of a
+    samples: dict[str, np.ndarray] | None = no_json()
 
 
 @dataclass(frozen=True)
-class DataPoints:
-    """Training-set sizes and test losses of a data-efficiency fit."""
+class FrontierBudget:
+    """One budget of an arm's frontier: its best config (seed mean), and whether it is on the envelope."""
 
-    D: list[float]
-    test_mse: list[float]
+    budget: float
+    status: str  # "on envelope", "dropped", "no usable cells"
+    reason: str | None
+    size: str | None
+    flops: float | None
+    test_mse: float | None
+    n_seeds: int
+    cells: list[str]
+    diverged: list[str]  # diverged cells on this budget (they count against the arm here)
+
+
+@dataclass(frozen=True)
+class PowerLawCheck:
+    """Is the measured frontier a power law? Points, span and bend (a power law is straight in log-log)."""
+
+    n_points: int
+    decades: float
+    bend: Estimate  # mid-range deviation of ln L from the chord of a quadratic fit in ln C: c2*W^2/4
+    quadratic: list[float]  # c0, c1, c2 of ln L vs centred ln C
+    method: str
+
+
+@dataclass(frozen=True)
+class FrontierArm:
+    """The frontier of one arm: L*(C) from the joint law (primary), the measured envelope and its fits."""
+
+    primary: str
+    curve: Curve | None  # L*(C) of the joint law with its band (None without a joint fit)
+    gamma: Estimate | None  # of L*(C) - E
+    budgets: list[FrontierBudget]
+    envelope: dict[str, Union[LawResult, Skipped]]  # cross-check: laws fitted to the envelope points
+    power_law: Union[PowerLawCheck, Skipped]
+    n_cells: int
+    status: str = OK
+
+
+@dataclass(frozen=True)
+class DataPoint:
+    """One training-set size of an arm's data-efficiency cells: seed-mean loss and the epochs reached."""
+
+    D: float
+    data_fraction: float
+    test_mse: float
+    cv_ratio: float | None
+    n_seeds: int
+    epochs: float | None
+    best_step: float | None
+    stopped_early: float | None  # share of seeds stopped by early stopping
+    cells: list[str]
 
 
 @dataclass(frozen=True)
 class DataEfficiencyArm:
-    """Test loss vs training-set size at fixed model and steps (fixed compute) for one arm."""
+    """Converged test loss vs training-set size for one arm, with the law L(D) fitted to it (context)."""
 
-    fit: LawResult
+    points: list[DataPoint]
     size: str
-    steps: int
     budget: float | None
     x: str  # the summary column used as D
-    points: DataPoints
+    fit: Union[LawResult, Skipped]
     n_cells: int
     status: str = OK
 
 
-# ---------------------------------------------------------------- comparisons between arms
+# ---------------------------------------------------------------- comparisons between cells and arms
 
 
 @dataclass(frozen=True)
-class BudgetRatio:
-    """Loss ratio of two arms at one budget."""
+class CellRatio:
+    """Test-loss ratio of two arms' cells at one point (a budget or a training-set size), paired resampling."""
 
-    budget: float
+    x: float
     ratio: Estimate
-
-
-@dataclass(frozen=True)
-class FrontierComparison:
-    """An arm's frontier against the reference arm's."""
-
-    ratio_law: str
-    at_budget: list[BudgetRatio]
-    gamma_difference: Estimate | None
-    status: str = OK
+    cells_a: list[str]
+    cells_b: list[str]
+    n_seeds: list[int]
     note: str | None = optional()
 
 
 @dataclass(frozen=True)
+class DivergedAt:
+    """Diverged cells of one arm at one point of a comparison: the arm loses there."""
+
+    x: float
+    arm: str
+    cells: list[str]
+    usable_left: bool  # whether the arm still has usable cells at this point
+
+
+@dataclass(frozen=True)
+class BudgetComparison:
+    """An arm against the reference arm at every budget where both have cells, and the drift of the ratio."""
+
+    at_budget: list[CellRatio]
+    not_compared: list[str]  # budgets with cells of one arm only, and why
+    diverged: list[DivergedAt]  # an arm with a diverged cell at a budget loses there
+    drift: Estimate | None  # ratio at the largest budget over the smallest, from a fit of ln ratio vs ln C
+    law_ratio: list[Estimate]  # L*_a(C)/L*_b(C) of the joint laws at each compared budget (context)
+    gamma_difference: Estimate | None
+    status: str = OK
+
+
+@dataclass(frozen=True)
 class ExponentComparison:
-    """An exponent of an arm minus the reference arm's."""
+    """Exponents of an arm minus the reference arm's (paired resamples)."""
 
     a_difference: Estimate
+    a_minus_b_difference: Estimate | None = None
     status: str = OK
 
 
 @dataclass(frozen=True)
 class DataComparison:
-    """Two arms' data-efficiency laws compared at the smallest and largest shared training-set size."""
+    """Two arms' converged losses at every shared training-set size (paired resampling)."""
 
-    D_small: float
-    D_large: float
-    ratio_at_small: Estimate
-    ratio_at_large: Estimate
-    degradation_ratio: Estimate
+    at_size: list[CellRatio]
+    not_compared: list[str]
+    diverged: list[DivergedAt]
     status: str = OK
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of a finding: a quantity, what the claim needs of it, the rule, our estimate and the verdict.
+
+    `verdict` is "supported", "not supported" or "inconclusive", or None for a context row.
+    """
+
+    quantity: str
+    claim: str
+    rule: str
+    estimate: Estimate | None
+    verdict: str | None
+    reason: str | None = None
+    margin: float | None = None
+    refit_share: float | None = None
+    seed_spread: float | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding of the paper: the claim, the checks that test it and the verdict they give."""
+
+    number: int
+    title: str
+    claim: str
+    rule: str
+    checks: list[Check]
+    verdict: str
+    reason: str
+    figures: list[str]
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """The settings the fit used (config section `analysis`, plus evaluation.target_rel_se)."""
+
+    bootstrap: int = 1000
+    seed: int = 0
+    confidence: float = 0.95
+    equivalence_margin: float = 0.1
+    min_frontier_points: int = 4
+    min_frontier_decades: float = 1.0
+    power_law_margin: float = 0.05
+    min_refit_share: float = 0.8
+    diverged_cv_ratio: float = 1.0
+    min_seed_dof: int = 3
+    target_rel_se: float | None = None
 
 
 # ---------------------------------------------------------------- the fit files
@@ -297,10 +461,19 @@ class FitFile:
 
     kind: str
     n_cells: int
-    n_dropped: int
+    n_usable: int
+    n_diverged: int
+    n_unusable: int
     arms_present: list[str]
-    bootstrap: BootstrapSettings
-    dropped_reason: str | None = optional()
+    bootstrap: BootstrapSettings | None
+    missing_columns: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ComputeFile(FitFile):
+    """results/fits/compute.json: F(N) per family and the split of its FLOPs."""
+
+    families: dict[str, Union[FamilyCompute, Skipped]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -309,7 +482,7 @@ class FrontierFile(FitFile):
 
     laws: list[str] = field(default_factory=list)
     arms: dict[str, Union[FrontierArm, Skipped]] = field(default_factory=dict)
-    comparisons: Union[dict[str, Union[FrontierComparison, Skipped]], Skipped] = field(default_factory=dict)
+    comparisons: dict[str, Union[BudgetComparison, Skipped]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -317,9 +490,8 @@ class JointFile(FitFile):
     """results/fits/joint.json."""
 
     law: str = ""
-    compute: str = ""
     arms: dict[str, Union[JointArm, Skipped]] = field(default_factory=dict)
-    comparisons: Union[dict[str, Union[ExponentComparison, Skipped]], Skipped] = field(default_factory=dict)
+    comparisons: dict[str, Union[ExponentComparison, Skipped]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -328,7 +500,7 @@ class IsoflopFile(FitFile):
 
     law: str = ""
     arms: dict[str, Union[IsoflopArm, Skipped]] = field(default_factory=dict)
-    comparisons: Union[dict[str, Union[ExponentComparison, Skipped]], Skipped] = field(default_factory=dict)
+    comparisons: dict[str, Union[ExponentComparison, Skipped]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -336,23 +508,36 @@ class DataEfficiencyFile(FitFile):
     """results/fits/data_efficiency.json."""
 
     laws: list[str] = field(default_factory=list)
-    fallback: str = ""
     arms: dict[str, Union[DataEfficiencyArm, Skipped]] = field(default_factory=dict)
-    comparisons: Union[dict[str, Union[DataComparison, Skipped]], Skipped] = field(default_factory=dict)
+    comparisons: dict[str, Union[DataComparison, Skipped]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FindingsFile(FitFile):
+    """results/fits/findings.json: each finding's checks and verdict, the noise and the settings behind them."""
+
+    study: str = ""
+    settings: AnalysisSettings = field(default_factory=AnalysisSettings)
+    noise: NoiseEstimate | None = None
+    evaluation: EvaluationSummary | None = None
+    findings: list[Finding] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Fits:
     """Every fit file of a study (None where a file is absent)."""
 
+    compute: ComputeFile | None = None
     frontier: FrontierFile | None = None
     joint: JointFile | None = None
     isoflop: IsoflopFile | None = None
     data_efficiency: DataEfficiencyFile | None = None
+    findings: FindingsFile | None = None
 
 
-FILE_TYPES: dict[str, type] = {"frontier": FrontierFile, "joint": JointFile, "isoflop": IsoflopFile,
-                               "data_efficiency": DataEfficiencyFile}
+FILE_TYPES: dict[str, type] = {"compute": ComputeFile, "frontier": FrontierFile, "joint": JointFile,
+                               "isoflop": IsoflopFile, "data_efficiency": DataEfficiencyFile,
+                               "findings": FindingsFile}
 
 
 def ok(result: Any) -> bool:
