@@ -35,6 +35,8 @@ class Parabola(NamedTuple):
     n_opt: float
     loss_opt: float
     bracketing: str  # BRACKETED, BELOW or ABOVE the sampled sizes
+    n_min: float  # the sizes the parabola was fitted to
+    n_max: float
 
     @property
     def bracketed(self) -> bool:
@@ -76,7 +78,8 @@ def isoflop_parabola(n: np.ndarray, loss: np.ndarray, what: str = "IsoFLOP") -> 
     side = end or (BELOW if u_opt < u.min() else ABOVE if u_opt > u.max() else BRACKETED)
     # a nearly flat parabola can put its vertex absurdly far away: clip before exponentiating (still unbracketed)
     n_opt = math.exp(min(max(u_opt, u.min() - 50.0), u.max() + 50.0))
-    return Parabola(float(c2), float(c1), float(c0), n_opt, float(c0 - c1 * c1 / (4 * c2)), side)
+    return Parabola(float(c2), float(c1), float(c0), n_opt, float(c0 - c1 * c1 / (4 * c2)), side,
+                    float(math.exp(u.min())), float(math.exp(u.max())))
 
 
 def _quadratic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -166,7 +169,7 @@ def fit_isoflop(cells: pd.DataFrame, model: ComputeModel, *, eval_loss: np.ndarr
         rows.append(IsoflopBudget(
             **common, status="ok" if p.bracketed else "skipped",
             reason=None if p.bracketed else f"minimum {p.bracketing} (not used in the fit)", bracketing=p.bracketing,
-            parabola=ParabolaFit(p.c2, p.c1, p.c0), N_opt=n_est, S_opt=s_est, loss_opt=p.loss_opt))
+            parabola=ParabolaFit(p.c2, p.c1, p.c0, p.n_min, p.n_max), N_opt=n_est, S_opt=s_est, loss_opt=p.loss_opt))
     samples = {"a": cols["a"][:, 0], "b": cols["b"][:, 0], "a_minus_b": cols["a"][:, 0] - cols["b"][:, 0]}
     return IsoflopArm(budgets=rows,
                       exponents={"a": estimate(float(a), samples["a"], confidence),

@@ -158,6 +158,10 @@ def plot_loss_vs_compute(table: StudyTable | None, frontier: FrontierFile | None
         env = res.envelope.get("saturating")
         if isinstance(env, LawResult) and env.curve is not None:
             ax.plot(env.curve.x, env.curve.value, color=colour, lw=1.0, ls="--", alpha=0.8)
+        diverged = [b.budget for b in res.budgets for _ in b.diverged]
+        if diverged:  # no loss to plot: a cross on the top edge at the budget, so they are not silently gone
+            ax.scatter(diverged, np.ones(len(diverged)), transform=ax.get_xaxis_transform(), marker="x", s=40,
+                       color=colour, clip_on=False, zorder=4, label=f"{label}: {len(diverged)} diverged cell(s)")
         drawn = True
     if not drawn:
         no_data(ax, "no evaluated cells with positive loss and FLOPs")
@@ -193,7 +197,7 @@ def plot_isoflop(table: StudyTable | None, isoflop: IsoflopFile | None) -> Figur
             fitted = per_budget.get(round(float(b), 6))
             if fitted is not None and fitted.parabola is not None:
                 par = fitted.parabola
-                u = np.linspace(np.log(group["params"].min()), np.log(group["params"].max()), 60)
+                u = np.linspace(np.log(par.n_min), np.log(par.n_max), 60)  # the valley it was fitted to
                 bracketed = fitted.bracketing == "bracketed"
                 ax.plot(np.exp(u), par.c2 * u ** 2 + par.c1 * u + par.c0, color=colour, lw=1.2,
                         ls="-" if bracketed else ":")
@@ -266,7 +270,7 @@ def plot_data_efficiency(data: DataEfficiencyFile | None) -> Figure:
     drawn = False
     x_name = "training trajectories D"
     reasons = []
-    for arm in _arms(None, data):
+    for i, arm in enumerate(_arms(None, data)):
         res = _arm_result(data, arm)
         if not isinstance(res, DataEfficiencyArm):
             reasons.append(f"{arm}: {getattr(res, 'reason', 'no fit')}")
@@ -280,8 +284,8 @@ def plot_data_efficiency(data: DataEfficiencyFile | None) -> Figure:
                 label=f"{label} (size {res.size})")
         for p in res.points:
             if p.epochs is not None:
-                ax.annotate(f"{p.epochs:.3g} ep", (p.D, p.test_mse), textcoords="offset points", xytext=(4, 4),
-                            fontsize=6.5, color=colour)
+                ax.annotate(f"{p.epochs:.3g} ep", (p.D, p.test_mse), textcoords="offset points",
+                            xytext=(4, 4 - 9 * (i % 3)), fontsize=6.5, color=colour)  # arms' labels apart
         if isinstance(res.fit, LawResult):
             delta = _fmt(res.fit.params.get("delta"), res.fit.bootstrap)
             _band(ax, res.fit.curve, colour, f"{label}: {res.fit.formula}, $\\delta$ = {delta}", ":", 0.1)

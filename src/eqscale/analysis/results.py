@@ -224,11 +224,13 @@ class JointArm:
 
 @dataclass(frozen=True)
 class ParabolaFit:
-    """loss = c2*x^2 + c1*x + c0 with x = ln N."""
+    """loss = c2*x^2 + c1*x + c0 with x = ln N, fitted to the sizes from n_min to n_max."""
 
     c2: float
     c1: float
     c0: float
+    n_min: float
+    n_max: float
     x: str = "ln N"
 
 
