@@ -22,18 +22,21 @@ class FigureSpec:
 
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("loss_vs_compute", "Test loss vs compute (paper's Figure 1)",
-           "Every cell's test loss (vertex MSE, m^2) against its training FLOPs, each arm's compute frontier "
-           "and its bootstrap band."),
+               "Every cell's test loss (vertex MSE, m^2) against its training FLOPs; each arm's frontier L*(C) "
+               "from the joint law with its bootstrap band, the best configuration per budget, and the envelope "
+               "fit as a dashed cross-check; diverged cells as crosses on the top edge."),
     FigureSpec("isoflop", "IsoFLOP curves",
-           "Test loss against model size on each budget line, with the fitted parabolas and their minima "
-           "(dotted: minimum outside the sampled sizes)."),
+               "Test loss against model size on each budget line, with the parabolas fitted around each "
+               "budget's best size and their minima (dotted: minimum not bracketed by the sampled sizes)."),
     FigureSpec("optimal_allocation", "Compute-optimal N*(C) and S*(C)",
-           "The compute-optimal model size and training steps against compute: joint-law curves with bands "
-           "and the IsoFLOP minima."),
-    FigureSpec("data_efficiency", "Data efficiency at fixed compute",
-           "Test loss against the number of training trajectories for the transformer, the transformer with "
-           "augmentation and GATr."),
-    FigureSpec("training_curves", "Training curves", "Training loss against optimizer step of every cell."),
+               "The compute-optimal model size and training steps against compute along each family's real "
+               "IsoFLOP curves: joint-law curves with bands and the IsoFLOP minima."),
+    FigureSpec("data_efficiency", "Data efficiency (converged)",
+               "Converged test loss (trained until the validation loss stops improving) against the number of "
+               "training trajectories for the transformer, the transformer with augmentation and GATr, with "
+               "the epochs each point reached."),
+    FigureSpec("training_curves", "Training curves",
+               "Training loss against optimizer step of every cell: a running median, the raw curve faint."),
 )
 FIGURE_NAMES: tuple[str, ...] = tuple(f.name for f in FIGURES)
 BY_NAME: dict[str, FigureSpec] = {f.name: f for f in FIGURES}

@@ -75,6 +75,13 @@ def _judged(quantity: str, claim: str, rule: str, est: Estimate | None, outcome:
                  refit_share=refit, seed_spread=spread)
 
 
+def _with_note(outcome: tuple[str, str], note: str | None) -> tuple[str, str]:
+    """A verdict's reason with the comparison's note (the note replaces a bare "no interval")."""
+    if not note:
+        return outcome
+    return outcome[0], note if outcome[1] == "no interval" else f"{outcome[1]}; {note}"
+
+
 def _spread(ev: Evidence) -> float | None:
     return ev.noise.sigma
 
@@ -105,9 +112,7 @@ def _ratio_rows(comp: DataComparison, label: str, claim: str, rule: str, judge, 
             rows.append(_judged(q, claim, rule, c.ratio, (NOT_SUPPORTED, f"a {claimed_winner} cell diverged here: "
                                                                          "counts as a loss"), spread=_spread(ev)))
             continue
-        outcome = judge(c.ratio)
-        if c.note:
-            outcome = (outcome[0], f"{outcome[1]}; {c.note}")
+        outcome = _with_note(judge(c.ratio), c.note)
         rows.append(_judged(q, claim, rule, c.ratio, outcome, margin=margin, spread=_spread(ev)))
     for d in comp.diverged:
         if not d.usable_left:
@@ -216,9 +221,7 @@ def finding_2(ev: Evidence) -> Finding:
                                       (NOT_SUPPORTED, "a GATr cell diverged at this budget: counts as a loss"),
                                       spread=_spread(ev)))
                 continue
-            outcome = V.above(c.ratio, 1.0)
-            if c.note:
-                outcome = (outcome[0], f"{outcome[1]}; {c.note}")
+            outcome = _with_note(V.above(c.ratio, 1.0), c.note)
             checks.append(_judged(q, "> 1", rule_every, c.ratio, outcome, spread=_spread(ev)))
         for d in comp.diverged:
             if not d.usable_left:
