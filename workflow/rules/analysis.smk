@@ -6,10 +6,11 @@ rule collect:
         evals=cell_files("eval.json"),
         runs=cell_files("run.json"),
     output:
-        "results/summary.csv",
+        summary="results/summary.csv",
+        samples="results/sample_losses.npz",
     params:
         code=code("collect"),
-        cells=json.dumps([{"dir": c.dir, "designs": sorted(c.designs)} for c in CELLS]),
+        cells=json.dumps([{"dir": c.dir, "designs": sorted(c.designs)} for c in STUDY]),
     log:
         "results/logs/collect.log",
     benchmark:
@@ -17,22 +18,21 @@ rule collect:
     conda:
         "../../envs/eqscale.yaml"
     shell:
-        "eqscale collect --cells-json {params.cells:q} --out {output} > {log} 2>&1"
+        "eqscale collect --cells-json {params.cells:q} --out {output.summary} > {log} 2>&1"
+
+
+from eqscale.analysis.store import FIT_FILES  # noqa: E402  (the fit files, declared once)
 
 
 rule fit:
     input:
         summary="results/summary.csv",
+        samples="results/sample_losses.npz",
     output:
-        frontier="results/fits/frontier.json",
-        joint="results/fits/joint.json",
-        isoflop="results/fits/isoflop.json",
-        data_efficiency="results/fits/data_efficiency.json",
+        [f"results/fits/{name}.json" for name in FIT_FILES],
     params:
         code=code("fit"),
-        bootstrap=config["analysis"]["bootstrap"],
-        seed=config["analysis"]["seed"],
-        confidence=config["analysis"]["confidence"],
+        settings=config_slice("analysis", "evaluation"),
     log:
         "results/logs/fit.log",
     benchmark:
@@ -41,8 +41,8 @@ rule fit:
     conda:
         "../../envs/eqscale.yaml"
     shell:
-        "eqscale fit --summary {input.summary} --out-dir results/fits --bootstrap {params.bootstrap} "
-        "--seed {params.seed} --confidence {params.confidence} --jobs {threads} > {log} 2>&1"
+        "eqscale fit --summary {input.summary} --samples {input.samples} --out-dir results/fits "
+        "--settings {params.settings:q} --jobs {threads} > {log} 2>&1"
 
 
 from eqscale.analysis.figures import FIGURE_NAMES  # noqa: E402  (declared once, drawn by eqscale plot)
@@ -79,6 +79,7 @@ rule report:
         summary="results/summary.csv",
         fits=rules.fit.output,
         figures=rules.plot.output,
+        lr_rule=[LR_RULE] if SWEEP else [],
     output:
         "results/report.md",
     params:
@@ -91,4 +92,4 @@ rule report:
         "../../envs/eqscale.yaml"
     shell:
         "eqscale report --summary {input.summary} --fits-dir results/fits --figures-dir results/figures "
-        "--out {output} > {log} 2>&1"
+        "--lr-rule {LR_RULE} --out {output} > {log} 2>&1"

@@ -1,9 +1,28 @@
 # Training and evaluation: one job each per grid cell (cells come from grid.smk).
 
 
+rule lr_rule:
+    input:
+        runs=cell_files("run.json", SWEEP),
+    output:
+        LR_RULE,
+    params:
+        code=code("lr-rule"),
+        cells=[c.dir for c in SWEEP],
+    log:
+        "results/logs/lr_rule.log",
+    benchmark:
+        "results/benchmarks/lr_rule.tsv"
+    conda:
+        "../../envs/eqscale.yaml"
+    shell:
+        "eqscale lr-rule --cells {params.cells} --out {output} > {log} 2>&1"
+
+
 rule train:
     input:
         tokens="results/tokens/stats.json",
+        lr_rule=lr_rule_input,
     output:
         run=f"{CELL_PATTERN}/run.json",
         model=f"{CELL_PATTERN}/model.pt",
@@ -15,6 +34,7 @@ rule train:
         cfg=lambda w: json.dumps({"seed": config["seed"], "tokens": config["tokens"],
                                   "assets": {"max_faces": config["assets"]["max_faces"]},
                                   "simulation": {k: config["simulation"][k] for k in ("min_objects", "max_objects")},
+                                  "lr_sweep": {"enabled": config["lr_sweep"]["enabled"]},
                                   "training": {**{k: v for k, v in config["training"].items() if k not in RUNTIME_KEYS},
                                                "lr": {w.model: config["training"]["lr"][w.model]}}},
                                  sort_keys=True),
@@ -32,7 +52,7 @@ rule train:
         "../../envs/eqscale.yaml"
     shell:
         "eqscale train --config-json {params.cfg:q} --config-json {RUNTIME:q} --cell-dir {params.cell} "
-        "--tokens results/tokens > {log} 2>&1"
+        "--tokens results/tokens --lr-rule {LR_RULE} > {log} 2>&1"
 
 
 rule evaluate:

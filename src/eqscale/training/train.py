@@ -32,10 +32,12 @@ from eqscale.config import ConfigError, add_config_arguments, config_from_args
 from eqscale.data.dataset import train_batch_stream
 from eqscale.grid import plan_cell
 from eqscale.io_utils import atomic_write_bytes, package_versions
+from eqscale.models.counts import num_params
 from eqscale.models.registry import build_model
 from eqscale.records import MODEL_NAME, RunRecord, write_record
 from eqscale.training.device import choose_device
 from eqscale.training.loop import train_loop
+from eqscale.training.lr_rule import RuleError, read_rule
 from eqscale.training.seeding import seed_everything
 
 
@@ -77,17 +79,29 @@ def cell_lock(cell_dir: Path) -> Iterator[None]:
 RUNTIME_SETTINGS = ("threads", "num_workers", "checkpoint_every_s")
 
 
+def learning_rate(cell: Cell, config: dict, lr_rule: str | Path | None) -> float:
+    """The cell's peak learning rate: its own (a sweep cell), the family's fitted rule, or the config's."""
+    if cell.lr is not None:
+        return cell.lr
+    if config["lr_sweep"]["enabled"]:
+        if lr_rule is None:
+            raise RuleError("lr_sweep.enabled is set: pass the fitted rule with --lr-rule (eqscale lr-rule writes it)")
+        return read_rule(lr_rule, cell.model)(num_params(cell.model, cell.size))
+    return float(config["training"]["lr"][cell.model])
+
+
 def train_cell(cell_dir: str | Path, tokens_dir: str | Path, config: dict, device: str = "auto",
-               progress: bool = True) -> RunRecord:
+               progress: bool = True, lr_rule: str | Path | None = None) -> RunRecord:
     """Train the cell in `cell_dir`; return the run record written to run.json."""
     cell_dir = Path(cell_dir)
     cell = plan_cell(Cell.from_dir(cell_dir), config)
+    lr = learning_rate(cell, config, lr_rule)
     with cell_lock(cell_dir):
-        return _train_locked(cell, cell_dir, tokens_dir, config, device, progress)
+        return _train_locked(cell, cell_dir, tokens_dir, config, device, progress, lr)
 
 
 def _train_locked(cell: Cell, cell_dir: Path, tokens_dir: str | Path, config: dict, device: str,
-                  progress: bool) -> RunRecord:
+                  progress: bool, lr: float) -> RunRecord:
     """`train_cell` once the cell's lock is held: train (or resume), write model.pt, then run.json."""
     training = config["training"]
     torch.set_num_threads(training["threads"])
@@ -99,7 +113,6 @@ def _train_locked(cell: Cell, cell_dir: Path, tokens_dir: str | Path, config: di
         data_fraction=cell.data_fraction, augment=cell.augment, seed=cell.seed,
         num_workers=training["num_workers"],
     )
-    lr = training["lr"][cell.model]
     result = train_loop(
         model, stream, steps=cell.steps, lr=lr, warmup_fraction=training["warmup_fraction"],
         schedule=training["schedule"], weight_decay=training["weight_decay"], grad_clip=training["grad_clip"],
@@ -138,13 +151,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="the cell's run directory, results/runs/<model>/size~S/budget~B/data~F/aug~A/seed~K")
     parser.add_argument("--tokens", type=Path, default=Path("results/tokens"), help="token shard directory")
     parser.add_argument("--device", default="auto", help="auto (a free GPU, else CPU), cpu, cuda or cuda:N")
+    parser.add_argument("--lr-rule", type=Path, default=None,
+                        help="the learning-rate rule (results/lr/rule.json), read by lr~auto cells when lr_sweep is on")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = config_from_args(args)
-        train_cell(args.cell_dir, args.tokens, config, device=args.device, progress=not args.no_progress)
-    except (ConfigError, CellError, CellBusy, ValueError, FileNotFoundError) as err:
+        train_cell(args.cell_dir, args.tokens, config, device=args.device, progress=not args.no_progress,
+                   lr_rule=args.lr_rule)
+    except (ConfigError, CellError, CellBusy, RuleError, ValueError, FileNotFoundError) as err:
         print(f"eqscale train: {err}", file=sys.stderr)
         return 1
     return 0
