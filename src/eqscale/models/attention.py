@@ -13,15 +13,18 @@ blocks of a batch fall into at most one group per asset (11 here); scenes rarely
 global attention is about one call per scene. Tokens are gathered into group order and back only when
 the groups are not already contiguous (a permutation whose backward is the inverse permutation).
 
-Chosen by measurement (bench/bench_models.py --attention, bench/RESULTS.md): on this CPU, fp32, 1 and 2
-threads, forward + backward of object-local and global attention for a default-config batch (8
-scenes, 3-10 objects of <= 96 faces) and for a 10 x 512-face scene, against padding every block to
-the longest one with an additive mask (what the models did before), a loop of one SDPA call per
-block, nested jagged tensors with SDPA, and flex_attention with a block mask (eager and compiled).
-flex_attention has no backward on CPU in torch 2.13 ("FlexAttention does not support backward on
-CPU"), nested jagged SDPA ran 10x slower than the padded baseline for global attention, one call per
-block was 2-6x slower than grouping for objects (per-call overhead on ~50 small blocks); equal-length
-groups were the fastest for both attentions. On CUDA the same code runs SDPA's flash kernel under
+Chosen by measurement (bench/bench_models.py --attention; numbers in bench/RESULTS.md): forward +
+backward on this CPU, fp32, 1 and 2 threads, for the object-local and the global attention of a
+default-config batch (8 scenes of 3-10 objects of <= 96 faces, 5.5k tokens) and of one scene of
+10 objects x 512 faces, 8 heads x 48. Candidates: every scene padded to the longest with one additive
+(B, 1, N, N) mask (what the models did before: 7.7x slower than grouping for the default batch's
+object-local attention, 12x for the 10 x 512 scene's, 1.8x for global attention, 1 thread); every
+block padded to the longest block with a mask (as fast as grouping for the default batch's objects
+of 12-96 faces, 1.2-1.7x slower elsewhere, and O(blocks x L_max^2) memory); one SDPA call per
+block (3.5x slower for the default batch's ~50 objects: per-call overhead); nested jagged tensors
+with SDPA (5-11x slower: no fused CPU kernel); flex_attention with a block mask, eager and compiled
+("FlexAttention does not support backward on CPU" in torch 2.13). Grouping equal-length blocks was
+the fastest or tied in every case at 1 thread. On CUDA the same code runs SDPA's flash kernel under
 bf16 autocast; keys and values are expanded to every head there (a view), because the
 memory-efficient kernel that fp32 inputs get has no grouped-query mode and would fall back to the
 O(N^2) math kernel.

@@ -173,6 +173,10 @@ def train_loop(
         raise ValueError(f"log_every must be at least 1, got {log_every}")
     warmup = warmup_steps if warmup_steps is not None else warmup_steps_for(steps, warmup_fraction)
     use_bf16 = device.type == "cuda" if bf16 is None else bf16
+    if device.type == "cpu":
+        # GATr's distance logits underflow to subnormal softmax weights; CPU arithmetic on subnormals made
+        # its attention backward ~3x slower (bench/RESULTS.md). Flushing them to zero changes nothing else.
+        torch.set_flush_denormal(True)
     model.to(device)
     optimizer = build_optimizer(model, lr, weight_decay, betas)
     scheduler = build_scheduler(optimizer, steps, warmup, schedule, final_lr_fraction)
