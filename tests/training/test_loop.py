@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from eqscale.data.batch import batch_structure
 from eqscale.training.checkpoint import read_checkpoint
 from eqscale.training.loop import (
     METRICS_COLUMNS,
@@ -29,7 +30,7 @@ def _run(out_dir, steps=STEPS, model=None, stream=None, **overrides):
     model = model if model is not None else tiny_model()
     settings = dict(steps=steps, lr=3e-3, warmup_fraction=0.2, weight_decay=0.01, grad_clip=1.0, out_dir=out_dir,
                     checkpoint_every_s=None, checkpoint_every_steps=1, log_every=3, device="cpu",
-                    flops_per_step_fn=lambda b: model.flops_per_step(*b["face_mask"].shape), progress=False,
+                    flops_per_step_fn=lambda b: model.flops_per_step(batch_structure(b))["total"], progress=False,
                     config={"seed": 0, "training": {"lr": 3e-3}})
     settings.update(overrides)
     result = train_loop(model, stream or SyntheticStream(), **settings)
@@ -68,10 +69,10 @@ def test_metrics_csv_has_the_columns_rows_schedule_and_cumulative_flops(tmp_path
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [r["step"] for r in rows] == [3, 6, 9, 10]
     batches = list(zip(range(STEPS), SyntheticStream()(0)))
-    flops = [model.flops_per_step(*b["face_mask"].shape) for _, b in batches]
+    flops = [model.flops_per_step(batch_structure(b))["total"] for _, b in batches]
     assert [r["flops"] for r in rows] == [sum(flops[:s]) for s in (3, 6, 9, 10)]
     assert result["total_flops"] == sum(flops)
-    assert result["total_tokens"] == sum(int(b["face_mask"].sum()) for _, b in batches)
+    assert result["total_tokens"] == sum(len(b["faces"]) for _, b in batches)
     schedule = WarmupDecay(STEPS, warmup=2)
     assert [r["lr"] for r in rows] == [3e-3 * schedule(s - 1) for s in (3, 6, 9, 10)]
     assert [r["train_loss"] for r in rows] == pytest.approx(
@@ -221,3 +222,68 @@ def test_time_based_checkpoints(tmp_path):
     _run(tmp_path / "rare", steps=3, checkpoint_every_s=1e9, checkpoint_every_steps=None)  # only the final one
     assert read_checkpoint(tmp_path / "rare" / "checkpoint.pt")["step"] == 3
     assert not (tmp_path / "rare" / "checkpoint.prev.pt").exists()
+
+
+class ScriptedValidation:
+    """validate_fn returning a scripted loss sequence, keeping a copy of the weights it saw at each call."""
+
+    def __init__(self, losses):
+        self.losses, self.calls, self.weights = list(losses), 0, []
+
+    def __call__(self, model):
+        self.weights.append({k: v.clone() for k, v in model.state_dict().items()})
+        loss = self.losses[min(self.calls, len(self.losses) - 1)]
+        self.calls += 1
+        return loss
+
+
+def test_early_stopping_keeps_the_best_weights_and_stops_after_its_patience(tmp_path):
+    # validation every 2 steps: losses 5, 4, 3 (best, at step 6), then worse; patience 4 steps -> stop at step 10
+    validation = ScriptedValidation([5.0, 4.0, 3.0, 3.5, 4.0, 4.5, 5.0])
+    model, result = _run(tmp_path, steps=20, validate_fn=validation, validate_every=2, patience=4)
+    assert result["stopped_early"] and result["steps"] == 10 and result["best_step"] == 6
+    assert result["val_loss"] == 3.0
+    assert [(r["step"], r["val_loss"]) for r in result["val_rows"]] == [(2, 5.0), (4, 4.0), (6, 3.0), (8, 3.5),
+                                                                        (10, 4.0)]
+    assert (tmp_path / "val.csv").read_text().splitlines()[0] == "step,val_loss"
+    best_seen = validation.weights[2]
+    assert all(torch.equal(model.state_dict()[k], best_seen[k]) for k in best_seen)  # the best weights, not the last
+    assert read_metrics(tmp_path / "metrics.csv")[-1]["step"] == 10
+
+
+def test_early_stopping_resumes_to_the_same_result(tmp_path):
+    losses = [5.0, 4.0, 3.0, 3.5, 4.0, 4.5, 5.0]
+
+    class Killed(Exception):
+        pass
+
+    class DyingStream(SyntheticStream):
+        def __call__(self, start):
+            for step, batch in zip(itertools.count(start), super().__call__(start)):
+                if step == 7:
+                    raise Killed
+                yield batch
+
+    reference_model, reference = _run(tmp_path / "whole", steps=20, validate_fn=ScriptedValidation(losses),
+                                      validate_every=2, patience=4)
+    with pytest.raises(Killed):
+        _run(tmp_path / "killed", steps=20, stream=DyingStream(), validate_fn=ScriptedValidation(losses),
+             validate_every=2, patience=4)
+    # the rerun resumes from the checkpoint at step 7 (after the best point) with the script where it was
+    model, result = _run(tmp_path / "killed", steps=20, validate_fn=ScriptedValidation(losses[3:]),
+                         validate_every=2, patience=4)
+    assert result["resumed_from_step"] == 7
+    assert (result["best_step"], result["steps"], result["val_loss"]) == (6, 10, 3.0)
+    assert result["val_rows"] == reference["val_rows"]
+    assert _same_weights(model, reference_model)
+
+
+def test_divergence_names_its_step(tmp_path):
+    def nan_at_three(model, batch, calls=[0]):  # noqa: B006 - a counter across calls
+        calls[0] += 1
+        loss = vertex_loss(model, batch)
+        return loss * float("nan") if calls[0] == 3 else loss
+
+    with pytest.raises(TrainingDiverged) as info:
+        _run(tmp_path, loss_fn=nan_at_three)
+    assert info.value.step == 3

@@ -23,6 +23,7 @@ import sys, time
 from pathlib import Path
 sys.path[:0] = [{str(TESTS_DIR)!r}, {str(TESTS_DIR / "training")!r}]
 import torch
+from eqscale.data.batch import batch_structure
 from eqscale.training.loop import train_loop
 from eqscale.training.seeding import seed_everything
 from training_synthetic import SyntheticStream, tiny_model
@@ -44,7 +45,7 @@ seed_everything(0)
 model = tiny_model()
 train_loop(model, Stream(seed=3), steps={STEPS}, lr=3e-3, warmup_fraction=0.1, weight_decay=0.01, grad_clip=1.0,
            out_dir=out_dir, checkpoint_every_s=None, checkpoint_every_steps=4, log_every=1, device="cpu",
-           flops_per_step_fn=lambda b: model.flops_per_step(*b["face_mask"].shape), progress=False)
+           flops_per_step_fn=lambda b: model.flops_per_step(batch_structure(b))["total"], progress=False)
 torch.save(model.state_dict(), out_dir / "final.pt")
 """
 

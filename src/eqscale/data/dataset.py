@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from eqscale.data.augment import sample_transform, transform_points
 from eqscale.data.batch import pack_samples, to_torch
 from eqscale.data.token_format import (
     SPLITS, STATS_NAME, TokenShardError, contact_windows, open_token_shard, quaternions_to_matrices, read_dataset,
+    read_stats,
     read_shard_index, subset_size, subset_unit,
 )
 from eqscale.models.counts import BatchStructure
@@ -82,9 +82,7 @@ class TokenDataset(Dataset):
         if not (isinstance(horizon, int) and horizon >= 1):
             raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
         stats_path = self.tokens_dir / STATS_NAME
-        if not stats_path.exists():
-            raise FileNotFoundError(f"{stats_path} not found: run eqscale tokenize --out {self.tokens_dir}")
-        stats = json.loads(stats_path.read_text())
+        stats = read_stats(self.tokens_dir)
         self.split, self.horizon, self.augment, self.seed = split, horizon, augment, seed
         self.cache_bytes = cache_bytes
         entries = stats["splits"][split]["shards"]

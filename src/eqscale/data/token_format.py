@@ -23,6 +23,7 @@ contact flags; version-1 shards are refused with a request to re-run eqscale tok
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -119,6 +120,28 @@ def open_token_shard(path: str | Path) -> h5py.File:
 
     return open_checked(path, fmt=TOKEN_FORMAT, version=TOKEN_VERSION, what="token shard", error=TokenShardError,
                         rerun="re-run eqscale tokenize", check=counts_agree)
+
+
+def read_stats(tokens_dir: str | Path) -> dict:
+    """The token directory's stats.json, checked to be whole and to list every split; TokenShardError names it."""
+    path = Path(tokens_dir) / STATS_NAME
+    rerun = f"re-run eqscale tokenize --out {tokens_dir}"
+    try:
+        stats = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TokenShardError(f"{path} not found: {rerun}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TokenShardError(f"{path} is not readable JSON (truncated by a killed tokenize?): {err}; {rerun}") from None
+    splits = stats.get("splits") if isinstance(stats, dict) else None
+    if not isinstance(splits, dict) or any(not isinstance(splits.get(s), dict) or "shards" not in splits[s]
+                                           or "trajectories" not in splits[s] for s in SPLITS):
+        raise TokenShardError(f"{path} lacks its per-split shard lists (written by another eqscale?); {rerun}")
+    return stats
+
+
+def split_size(tokens_dir: str | Path, split: str) -> int:
+    """Trajectories in one split of a token directory (from its checked stats.json)."""
+    return int(read_stats(tokens_dir)["splits"][split]["trajectories"])
 
 
 def read_dataset(fh: h5py.File, key: str, path: str | Path, sel=()) -> np.ndarray:

@@ -8,7 +8,15 @@
   cumulative analytic FLOPs (`flops_per_step_fn`); tokens_per_s = real face tokens per second
   over the interval; wall_time_s = training time so far, summed over resumed segments;
 * `checkpoint.pt` and `checkpoint.prev.pt` (see `checkpoint.py`), every `checkpoint_every_s`
-  seconds and/or `checkpoint_every_steps` steps, and at the end.
+  seconds and/or `checkpoint_every_steps` steps, and at the end;
+* `val.csv` (with `validate_fn`), columns `step,val_loss`: the validation loss every
+  `validate_every` steps and at the end.
+
+Validation and early stopping. `validate_fn(model)` returns a validation loss (deterministic: a
+fixed subset, the model in eval mode). With `patience`, the loop keeps the weights of the best
+validation loss so far (in memory and in every checkpoint), stops once `patience` steps have passed
+without a better one, and ends with those best weights: the run's result is its best validation
+point, `best_step`. Without `patience`, a `validate_fn` only records the losses and the final one.
 
 The batch-stream contract. `batch_stream` is a callable: `batch_stream(start_step)` returns an
 iterator whose first item is the batch for optimizer step index `start_step` (0-based), the next
@@ -28,7 +36,8 @@ the two timing columns are bit-identical to an uninterrupted run. A checkpoint f
 run (other steps, learning rate, schedule, model or config) is not resumed from.
 
 Divergence. A non-finite loss or gradient norm raises `TrainingDiverged` naming the step before
-the optimizer step is taken; no checkpoint is written after it, so the last good one stays.
+the optimizer step is taken (its `step` attribute); no checkpoint is written after it, so the last
+good one stays.
 """
 
 from __future__ import annotations
@@ -63,6 +72,18 @@ TIMING_COLUMNS = ("tokens_per_s", "wall_time_s")  # the only columns that differ
 
 class TrainingDiverged(RuntimeError):
     """The loss or gradient became NaN or infinite; the message names the step and the checkpoint kept."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step  # the 1-based optimizer step whose loss or gradient was not finite
+
+
+VAL_COLUMNS = ("step", "val_loss")
+
+
+def _write_val(path: Path, rows: list[dict]) -> None:
+    atomic_write_text(path, "".join([",".join(VAL_COLUMNS) + "\n"] + [f"{r['step']},{r['val_loss']!r}\n"
+                                                                        for r in rows]))
 
 
 def vertex_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
@@ -159,13 +180,19 @@ def train_loop(
     bf16: bool | None = None,
     progress: bool = True,
     config: dict | None = None,
+    validate_fn: Callable[[torch.nn.Module], float] | None = None,
+    validate_every: int | None = None,
+    patience: int | None = None,
 ) -> dict:
-    """Train `model` for exactly `steps` steps on `batch_stream` (see the module docstring); resume if possible.
+    """Train `model` for `steps` steps on `batch_stream` (fewer if early stopping ends it); resume if possible.
 
-    Returns steps, final_loss (last metrics row), total_flops, total_tokens, wall_time_s,
-    resumed_from_step (None on a fresh start), resume_message, metrics (all rows) and
-    num_train_trajectories (the stream's attribute, if any).
+    Returns steps (taken), final_loss (last metrics row), total_flops, total_tokens, wall_time_s,
+    resumed_from_step (None on a fresh start), resume_message, metrics (all rows),
+    num_train_trajectories (the stream's attribute, if any), and with `validate_fn`: val_loss (of the
+    weights the model ends with), val_rows, best_step and stopped_early.
     """
+    if patience is not None and (validate_fn is None or validate_every is None):
+        raise ValueError("early stopping (patience) needs validate_fn and validate_every")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
@@ -183,7 +210,7 @@ def train_loop(
     config_json = json.dumps(config, sort_keys=True, default=str) if config is not None else None
     signature = _signature(model, batch_stream, steps=steps, lr=lr, warmup=warmup, schedule=schedule,
                            final_lr_fraction=final_lr_fraction, weight_decay=weight_decay, grad_clip=grad_clip,
-                           betas=list(betas), config=config_json)
+                           betas=list(betas), config=config_json, validate_every=validate_every, patience=patience)
 
     store = CheckpointStore(out_dir)
     resumed = store.load(check=lambda state: _signature_mismatch(state.get("signature", {}), signature))
@@ -192,6 +219,9 @@ def train_loop(
     # the current logging interval, carried through checkpoints that fall inside it
     interval = {"loss_sum": 0.0, "count": 0, "tokens": 0, "start_wall": 0.0}
     saved_step = None
+    val_rows: list[dict] = []
+    best = {"step": None, "val_loss": math.inf, "model": None}  # the best validation point (early stopping)
+    stopped_early = False
     if resumed.state is not None:
         state = resumed.state
         model.load_state_dict(state["model"])
@@ -200,8 +230,11 @@ def train_loop(
         restore_rng_state(state["rng"])
         step, total_flops, total_tokens = state["step"], state["flops"], state["tokens"]
         wall_before, rows, interval = state["wall_time_s"], list(state["metrics"]), dict(state["interval"])
+        val_rows, best, stopped_early = list(state["val_rows"]), dict(state["best"]), bool(state["stopped_early"])
         saved_step = step
     metrics = MetricsLog(out_dir / "metrics.csv", rows)
+    if validate_fn is not None:
+        _write_val(out_dir / "val.csv", val_rows)
 
     def save() -> None:
         nonlocal saved_step, last_save
@@ -211,7 +244,7 @@ def train_loop(
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "rng": capture_rng_state(),
             "data": {"next_step": step, "stream_seed": signature["stream_seed"]},
-            "config": config_json,
+            "config": config_json, "val_rows": val_rows, "best": best, "stopped_early": stopped_early,
         })
         saved_step, last_save = step, time.monotonic()
 
@@ -226,10 +259,24 @@ def train_loop(
                 else contextlib.nullcontext())
     bar = tqdm(total=steps, initial=step, disable=not progress, file=sys.stderr, unit="step", dynamic_ncols=True,
                desc=out_dir.name or "train")
-    try:
-        batches = iter(batch_stream(step)) if step < steps else iter(())
+
+    def validate() -> None:
+        nonlocal stopped_early
+        loss_value = float(validate_fn(model))
         model.train()
-        while step < steps:
+        val_rows.append({"step": step, "val_loss": loss_value})
+        _write_val(out_dir / "val.csv", val_rows)
+        if patience is not None:
+            if loss_value < best["val_loss"]:
+                best.update(step=step, val_loss=loss_value,
+                            model={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+            elif step - best["step"] >= patience:
+                stopped_early = True
+
+    try:
+        batches = iter(batch_stream(step)) if step < steps and not stopped_early else iter(())
+        model.train()
+        while step < steps and not stopped_early:
             try:
                 batch = next(batches)
             except StopIteration:
@@ -252,7 +299,7 @@ def train_loop(
                 kept = (f"the last good checkpoint ({store.current}, step {saved_step}) is kept"
                         if saved_step is not None else "no checkpoint was written")
                 raise TrainingDiverged(f"training diverged at step {step + 1} of {steps} in {out_dir}: {what}; "
-                                       f"{kept}; try a lower learning rate (now {lr}) or a longer warm-up")
+                                       f"{kept}; try a lower learning rate (now {lr}) or a longer warm-up", step + 1)
             optimizer.step()
             scheduler.step()
             step += 1
@@ -264,7 +311,9 @@ def train_loop(
             interval["count"] += 1
             interval["tokens"] += tokens
             bar.update(1)
-            if step % log_every == 0 or step == steps:
+            if validate_fn is not None and ((validate_every and step % validate_every == 0) or step == steps):
+                validate()
+            if step % log_every == 0 or step == steps or stopped_early:
                 now = wall()
                 throughput = interval["tokens"] / max(now - interval["start_wall"], 1e-9)
                 row = {"step": step, "train_loss": interval["loss_sum"] / interval["count"], "lr": step_lr,
@@ -275,10 +324,17 @@ def train_loop(
                 bar.set_postfix(loss=f"{row['train_loss']:.3g}", tok_s=f"{row['tokens_per_s']:.3g}", refresh=False)
             due_by_steps = checkpoint_every_steps is not None and step % checkpoint_every_steps == 0
             due_by_time = checkpoint_every_s is not None and time.monotonic() - last_save >= checkpoint_every_s
-            if due_by_steps or due_by_time or step == steps:
+            if due_by_steps or due_by_time or step == steps or stopped_early:
                 save()
     finally:
         bar.close()
+    if validate_fn is not None and (not val_rows or val_rows[-1]["step"] != step):
+        validate()  # a finished run resumed with nothing left to do still reports its loss
+    val_loss = val_rows[-1]["val_loss"] if val_rows else None
+    best_step = step
+    if patience is not None and best["model"] is not None:
+        model.load_state_dict(best["model"])  # the run's result is its best validation point
+        val_loss, best_step = best["val_loss"], best["step"]
     return {
         "steps": step,
         "final_loss": rows[-1]["train_loss"] if rows else None,
@@ -289,4 +345,8 @@ def train_loop(
         "resume_message": resumed.message,
         "metrics": rows,
         "num_train_trajectories": getattr(batch_stream, "num_trajectories", None),
+        "val_loss": val_loss,
+        "val_rows": val_rows,
+        "best_step": best_step,
+        "stopped_early": stopped_early,
     }

@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import io
 import logging
+import math
 import os
 import socket
 import sys
@@ -25,6 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from eqscale.cells import Cell, CellError
@@ -32,12 +34,15 @@ from eqscale.config import ConfigError, add_config_arguments, config_from_args
 from eqscale.data.dataset import train_batch_stream
 from eqscale.grid import plan_cell
 from eqscale.io_utils import atomic_write_bytes, package_versions
-from eqscale.models.counts import num_params
+from eqscale.data.batch import batch_structure
+from eqscale.data.token_format import split_size
+from eqscale.models.counts import num_params, step_flops, steps_for_budget
 from eqscale.models.registry import build_model
 from eqscale.records import MODEL_NAME, RunRecord, write_record
 from eqscale.training.device import choose_device
-from eqscale.training.loop import train_loop
+from eqscale.training.loop import TrainingDiverged, read_metrics, train_loop
 from eqscale.training.lr_rule import RuleError, read_rule
+from eqscale.training.measure import ValidationLoss
 from eqscale.training.seeding import seed_everything
 
 
@@ -103,44 +108,76 @@ def train_cell(cell_dir: str | Path, tokens_dir: str | Path, config: dict, devic
 def _train_locked(cell: Cell, cell_dir: Path, tokens_dir: str | Path, config: dict, device: str,
                   progress: bool, lr: float) -> RunRecord:
     """`train_cell` once the cell's lock is held: train (or resume), write model.pt, then run.json."""
-    training = config["training"]
+    training, horizon = config["training"], config["tokens"]["horizon"]
     torch.set_num_threads(training["threads"])
     dev = choose_device(device)
     seed_everything(cell.seed)
-    model = build_model(cell.model, cell.size).to(dev)
-    stream = train_batch_stream(
-        tokens_dir, batch_size=training["batch_size"], horizon=config["tokens"]["horizon"],
-        data_fraction=cell.data_fraction, augment=cell.augment, seed=cell.seed,
-        num_workers=training["num_workers"],
-    )
-    result = train_loop(
-        model, stream, steps=cell.steps, lr=lr, warmup_fraction=training["warmup_fraction"],
-        schedule=training["schedule"], weight_decay=training["weight_decay"], grad_clip=training["grad_clip"],
-        out_dir=cell_dir, checkpoint_every_s=training["checkpoint_every_s"], log_every=training["log_every"],
-        device=dev,
-        flops_per_step_fn=lambda batch: model.flops_per_step(*batch["face_mask"].shape, batch["object_mask"].shape[1]),
-        # only what decides the result: an unrelated config edit must not void a resumable checkpoint
-        progress=progress, config={"seed": config["seed"], "tokens": config["tokens"], "cell": cell.as_record(),
-                                   "training": {k: v for k, v in training.items() if k not in RUNTIME_SETTINGS}},
-    )
+    model = build_model(cell.model, cell.size, compile=training["compile"]).to(dev)
+    stream = train_batch_stream(tokens_dir, batch_size=training["batch_size"], horizon=horizon,
+                                data_fraction=cell.data_fraction, augment=cell.augment, seed=cell.seed,
+                                num_workers=training["num_workers"])
+    # the steps whose batches, exactly as the loader will deliver them, add up to the budget (or the cap)
+    steps = steps_for_budget(cell.model, cell.size, cell.budget, stream.loader.structures, guess=cell.steps)
+    stopping = training["early_stopping"]
+    validation = None
+    if split_size(tokens_dir, "val"):
+        validation = ValidationLoss(tokens_dir, horizon, stopping["val_samples"], config["seed"],
+                                    config["evaluation"]["batch_size"], dev)
+    elif cell.converge:
+        raise ValueError(f"{cell.id} trains until its validation loss stops improving, but {tokens_dir} has no "
+                         "validation split: raise tokens.val_fraction")
+    diverged = None
+    try:
+        result = train_loop(
+            model, stream, steps=steps, lr=lr, warmup_fraction=training["warmup_fraction"],
+            schedule=training["schedule"], weight_decay=training["weight_decay"], grad_clip=training["grad_clip"],
+            out_dir=cell_dir, checkpoint_every_s=training["checkpoint_every_s"], log_every=training["log_every"],
+            device=dev,
+            flops_per_step_fn=lambda batch: step_flops(cell.model, cell.size, batch_structure(batch))["total"],
+            # only what decides the result: an unrelated config edit must not void a resumable checkpoint
+            progress=progress, config={"seed": config["seed"], "tokens": config["tokens"], "cell": cell.as_record(),
+                                       "training": {k: v for k, v in training.items() if k not in RUNTIME_SETTINGS}},
+            validate_fn=validation, validate_every=stopping["validate_every"] if cell.converge else None,
+            patience=stopping["patience"] if cell.converge else None,
+        )
+    except TrainingDiverged as err:
+        # a result, not a crash: the cell is recorded as diverged and counts against its family
+        diverged = err
+        result = {"steps": err.step - 1, "final_loss": None, "resumed_from_step": None, "val_loss": None,
+                  "best_step": None, "stopped_early": False, "wall_time_s": math.nan}
+    done = int(result["steps"])
+    flops = step_flops(cell.model, cell.size, stream.loader.structures(0, done))
     buffer = io.BytesIO()  # torch.save names its archive after the file: keep temp names out of the bytes
-    torch.save(model.state_dict(), buffer)
+    torch.save(getattr(model, "_orig_mod", model).state_dict(), buffer)
     weights = buffer.getvalue()
     atomic_write_bytes(cell_dir / MODEL_NAME, weights)
     record = RunRecord(
-        cell=cell, steps=cell.steps, batch_size=training["batch_size"], lr=lr, params=int(model.num_params()),
-        total_flops=float(result["total_flops"]), flops_per_step_nominal=float(cell.flops_per_step),
-        train_tokens=int(result["total_tokens"]), num_train_trajectories=int(stream.num_trajectories),
-        num_train_samples=int(stream.num_samples), final_train_loss=result.get("final_loss"),
-        wall_time_s=float(result["wall_time_s"]),
+        cell=cell, steps=done, batch_size=training["batch_size"], lr=lr, params=int(num_params(cell.model, cell.size)),
+        total_flops=float(np.sum(flops["total"])), flops_attention=float(np.sum(flops["attention"])),
+        flops_per_step_nominal=float(cell.flops_per_step),
+        train_tokens=int(np.sum(stream.loader.structures(0, done).tokens)),
+        num_train_trajectories=int(stream.num_trajectories), num_train_samples=int(stream.num_samples),
+        final_train_loss=result["final_loss"], val_loss=result["val_loss"],
+        best_step=result["best_step"] if cell.converge else None, stopped_early=bool(result["stopped_early"]),
+        wall_time_s=float(result["wall_time_s"]) if diverged is None else _wall_time(cell_dir),
         device=str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
         model_sha256=hashlib.sha256(weights).hexdigest(),
         versions=package_versions("eqscale", "torch", "numpy", "h5py"),
         config={k: config[k] for k in ("seed", "training", "tokens")},
-        resumed_from_step=result.get("resumed_from_step"),
+        resumed_from_step=result["resumed_from_step"],
+        diverged=diverged is not None, diverged_message=None if diverged is None else str(diverged),
     )
     write_record(record, cell_dir)  # last: its presence means the cell is done
     return record
+
+
+def _wall_time(cell_dir: Path) -> float:
+    """Training time of a run that ended in divergence: the last metrics row's (0 if none was logged)."""
+    try:
+        rows = read_metrics(cell_dir / "metrics.csv")
+    except (OSError, ValueError, KeyError):
+        return 0.0
+    return float(rows[-1]["wall_time_s"]) if rows else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
