@@ -192,7 +192,7 @@ def _check_value(path: Path, name: str, value: Any, diverged: bool) -> Any:
         number = float(value)
     if math.isinf(number) or number < 0:
         raise RecordError(f"{path}: {name!r} is {value!r}; it must be finite and >= 0")
-    metric = name.startswith(("test_mse", "final_train_loss", "equivariance_error", "val_loss"))
+    metric = name.startswith(("test_mse", "final_train_loss", "equivariance_error", "val_loss", "const_velocity_mse"))
     if math.isnan(number) and name in _FINITE and not (diverged and metric):
         raise RecordError(f"{path}: {name!r} is missing or NaN" + (" (a run that did not diverge)" if metric else ""))
     if name in ("final_train_loss", "val_loss", "flops_attention") and value is None:

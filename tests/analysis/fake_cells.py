@@ -27,6 +27,21 @@ def cell_of_row(row: dict) -> Cell:
                 augment=bool(row["augment"]), seed=int(row["seed"]))
 
 
+FAKE_SAMPLES = 64
+_COUNTS = np.full(FAKE_SAMPLES, 300, dtype=np.int64)  # every fake test sample: 100 vertices x 3 coordinates
+_CONTACT = np.arange(FAKE_SAMPLES) % 3 == 0
+
+
+def _write_samples(cell_dir: Path, test_mse: float, cv_mse: float) -> None:
+    """eval_samples.npz whose samples sum to `test_mse` (heavy-tailed per-sample spread, seeded by the cell)."""
+    rng = np.random.default_rng(int(hashlib.sha256(str(cell_dir).encode()).hexdigest()[:8], 16))
+    weights = rng.lognormal(0.0, 1.0, FAKE_SAMPLES)
+    sq_error = test_mse * _COUNTS.sum() * weights / weights.sum()
+    cv = cv_mse * _COUNTS.sum() * np.linspace(0.5, 1.5, FAKE_SAMPLES) / np.linspace(0.5, 1.5, FAKE_SAMPLES).sum()
+    np.savez(cell_dir / "eval_samples.npz", sample=np.arange(FAKE_SAMPLES, dtype=np.int64), sq_error=sq_error,
+             cv_sq_error=cv, n_values=_COUNTS, in_contact=_CONTACT)
+
+
 def write_cell(root: Path, row: dict, *, with_eval: bool = True, metrics_rows: int = 5) -> Path:
     """A fake trained (and evaluated) cell under root/runs, in the layout of eqscale.cells.Cell."""
     cell = cell_of_row(row)
@@ -44,11 +59,15 @@ def write_cell(root: Path, row: dict, *, with_eval: bool = True, metrics_rows: i
         final_train_loss=None if diverged else 2 * float(row["test_mse"]), wall_time_s=float(row["wall_time_s"]),
         device="cpu", model_sha256=sha, versions={"torch": "test"}, config={}, diverged=diverged), cell_dir)
     if with_eval:
+        samples = 0 if diverged else FAKE_SAMPLES
+        if not diverged:
+            _write_samples(cell_dir, float(row["test_mse"]), float(row["const_velocity_mse"]))
         write_record(EvalRecord(
             cell=cell, model_sha256=sha, test_mse=math.nan if diverged else float(row["test_mse"]),
-            const_velocity_mse=float(row["const_velocity_mse"]),
-            equivariance_error=math.nan if diverged else float(row["equivariance_error"]), n_test_samples=64,
-            wall_time_s=0.1 * float(row["wall_time_s"]), diverged=diverged), cell_dir)
+            const_velocity_mse=math.nan if diverged else float(row["const_velocity_mse"]),
+            equivariance_error=math.nan if diverged else float(row["equivariance_error"]), n_test_samples=samples,
+            wall_time_s=0.1 * float(row["wall_time_s"]), diverged=diverged,
+            samples_file=None if diverged else "eval_samples.npz"), cell_dir)
     steps_logged = np.unique(np.linspace(1, steps, metrics_rows).astype(int))
     loss = float(row["test_mse"]) * (1 + 5 / np.sqrt(steps_logged))
     pd.DataFrame({"step": steps_logged, "train_loss": loss, "lr": 1e-3, "flops": steps_logged * 1e6,

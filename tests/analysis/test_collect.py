@@ -127,3 +127,31 @@ def test_empty_tree_is_an_error(tmp_path):
         collect_runs(tmp_path / "runs")
     with pytest.raises(CollectError, match="is not a directory"):
         collect_runs(tmp_path / "nowhere")
+
+
+def test_sample_losses_are_stacked_on_the_shared_order(tmp_path, rows):
+    import numpy as np
+
+    from eqscale.analysis.collect import stack_sample_losses
+
+    dirs = [write_cell(tmp_path, row) for row in rows[:3]]
+    out = tmp_path / "summary.csv"
+    assert main(["--run-dirs", *map(str, dirs), "--out", str(out)]) == 0
+    summary = pd.read_csv(out)
+    with np.load(tmp_path / "sample_losses.npz") as losses:
+        assert list(losses["cells"]) == list(summary["cell"])
+        per_cell = losses["sq_error"].sum(axis=1) / losses["n_values"].sum()
+        np.testing.assert_allclose(per_cell, summary["test_mse"], rtol=1e-12)
+    # a cell evaluated on other samples, or whose samples do not add up to its eval.json, is refused by name
+    first = dirs[0] / "eval_samples.npz"
+    with np.load(first) as data:
+        shifted = {k: data[k] for k in data.files}
+    shifted["sample"] = shifted["sample"] + 1
+    np.savez(first, **shifted)
+    with pytest.raises(CollectError, match="not a prefix of the other cells' evaluation order"):
+        stack_sample_losses(collect_runs(run_dirs=dirs))
+    shifted["sample"] = shifted["sample"] - 1
+    shifted["sq_error"] = shifted["sq_error"] * 1.01
+    np.savez(first, **shifted)
+    with pytest.raises(CollectError, match="eval.json states"):
+        stack_sample_losses(collect_runs(run_dirs=dirs))

@@ -66,7 +66,8 @@ rule evaluate:
         **WILDCARD_CONSTRAINTS,
     params:
         code=lambda w: code("evaluate", model=w.model),
-        cfg=lambda w: json.dumps({"tokens": config["tokens"], "evaluation": config["evaluation"]}, sort_keys=True),
+        cfg=lambda w: json.dumps({"seed": config["seed"], "tokens": config["tokens"],
+                                  "evaluation": config["evaluation"]}, sort_keys=True),
         cell=lambda w: cell_of(w).dir,
     log:
         f"results/logs/evaluate/{PATH_PATTERN}.log",

@@ -7,6 +7,12 @@ weights than run.json trained. Collect fails on the first such cell, naming it: 
 every planned cell, checked, or nothing. A diverged cell is a row with diverged = True and no test
 metrics (it counts against its family in the analysis), never a dropped row.
 
+Beside the summary, results/sample_losses.npz stacks every cell's per-sample test losses (its
+eval_samples.npz) into one matrix over the study's shared evaluation order, checked: each cell's
+samples must be a prefix of that order with the same vertex counts and constant-velocity errors,
+and sum to the test MSE its eval.json states. The analysis pairs cells and resamples test samples
+with it.
+
 Cells come either from the grid (what Snakemake passes: `--cells-json` with each cell's directory
 and the designs that planned it) or from scanning a runs directory (`--runs`; designs are then
 inferred: full-data cells are scaling cells, and every cell may serve the data-efficiency fits).
@@ -15,6 +21,7 @@ inferred: full-data cells are scaling cells, and every cell may serve the data-e
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import sys
@@ -22,9 +29,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from eqscale.io_utils import atomic_write_text
+from eqscale.io_utils import atomic_write_bytes, atomic_write_text
 from eqscale.records import EVAL_NAME, RUN_NAME, EvalRecord, RecordError, RunRecord, read_cell_results
 
 SUMMARY_FORMAT_VERSION = 2
@@ -117,6 +125,63 @@ def write_summary(summary: pd.DataFrame, out: str | Path) -> None:
     atomic_write_text(out, summary.to_csv(index=False))
 
 
+SAMPLE_KEYS = ("sample", "sq_error", "cv_sq_error", "n_values", "in_contact")
+
+
+def _cell_samples(row: dict) -> dict[str, np.ndarray] | None:
+    """A cell's eval_samples.npz, checked against its eval.json (None for a diverged cell)."""
+    if row["diverged"]:
+        return None
+    path = Path(row["run_dir"]) / "eval_samples.npz"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            samples = {k: np.asarray(data[k]) for k in SAMPLE_KEYS}
+    except FileNotFoundError:
+        raise CollectError(f"{path} is missing: re-run eqscale evaluate for this cell") from None
+    except (OSError, ValueError, KeyError) as err:
+        raise CollectError(f"{path} is not a readable per-sample file ({err}): re-run eqscale evaluate") from None
+    lengths = {k: v.shape for k, v in samples.items()}
+    if len({shape for shape in lengths.values()}) != 1 or len(next(iter(lengths.values()))) != 1:
+        raise CollectError(f"{path}: arrays of different shapes {lengths}")
+    if samples["sample"].size != row["n_test_samples"]:
+        raise CollectError(f"{path} holds {samples['sample'].size} samples, eval.json says {row['n_test_samples']}")
+    total = samples["sq_error"].sum() / max(samples["n_values"].sum(), 1)
+    if not np.isclose(total, row["test_mse"], rtol=1e-9, atol=0):
+        raise CollectError(f"{path} sums to a test MSE of {total:.6g}, eval.json states {row['test_mse']:.6g}: "
+                           "the two files are of different evaluations; re-run eqscale evaluate")
+    return samples
+
+
+def stack_sample_losses(summary: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Every cell's per-sample losses on the study's shared evaluation order (NaN beyond a cell's prefix)."""
+    per_cell = [_cell_samples(row) for row in summary.to_dict("records")]
+    longest = max((s for s in per_cell if s is not None), key=lambda s: s["sample"].size, default=None)
+    if longest is None:
+        return {"cells": summary["cell"].to_numpy(str), "sample": np.zeros(0, np.int64),
+                "sq_error": np.zeros((len(summary), 0)), "n_values": np.zeros(0, np.int64),
+                "cv_sq_error": np.zeros(0), "in_contact": np.zeros(0, bool)}
+    matrix = np.full((len(summary), longest["sample"].size), np.nan)
+    for i, (row, samples) in enumerate(zip(summary.to_dict("records"), per_cell, strict=True)):
+        if samples is None:
+            continue
+        m = samples["sample"].size
+        for key in ("sample", "n_values", "cv_sq_error", "in_contact"):
+            if not np.array_equal(samples[key], longest[key][:m]):
+                raise CollectError(f"{row['run_dir']}: its test samples ({key}) are not a prefix of the other cells' "
+                                   "evaluation order: cells were evaluated on different test sets; re-run eqscale "
+                                   "evaluate for every cell")
+        matrix[i, :m] = samples["sq_error"]
+    return {"cells": summary["cell"].to_numpy(str), "sample": longest["sample"], "sq_error": matrix,
+            "n_values": longest["n_values"], "cv_sq_error": longest["cv_sq_error"], "in_contact": longest["in_contact"]}
+
+
+def write_sample_losses(losses: dict[str, np.ndarray], out: str | Path) -> None:
+    """Write the stacked per-sample losses atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **losses)
+    atomic_write_bytes(out, buffer.getvalue())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, collect the cells, write the summary."""
     parser = argparse.ArgumentParser(prog="eqscale collect", description=__doc__.splitlines()[0])
@@ -126,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--cells-json", metavar="JSON",
                         help='the planned cells: [{"dir": ..., "designs": ["scaling", ...]}, ...] (what Snakemake passes)')
     parser.add_argument("--out", type=Path, default=Path("results/summary.csv"), help="summary CSV to write")
+    parser.add_argument("--samples-out", type=Path, default=None,
+                        help="stacked per-sample losses (default: sample_losses.npz beside the summary)")
     args = parser.parse_args(argv)
     try:
         if args.cells_json is not None:
@@ -137,10 +204,12 @@ def main(argv: list[str] | None = None) -> int:
             summary = collect_runs(run_dirs=list(designs), designs=designs)
         else:
             summary = collect_runs(args.runs, args.run_dirs)
+        losses = stack_sample_losses(summary)
     except CollectError as err:
         print(f"eqscale collect: error: {err}", file=sys.stderr)
         return 1
     write_summary(summary, args.out)
+    write_sample_losses(losses, args.samples_out or args.out.with_name("sample_losses.npz"))
     counts = ", ".join(f"{arm} {n}" for arm, n in summary["arm"].value_counts().sort_index().items())
     diverged = int(summary["diverged"].sum())
     print(f"collected {len(summary)} cells ({counts}{f'; {diverged} diverged' if diverged else ''}) -> {args.out}")

@@ -1,12 +1,26 @@
-"""`eqscale evaluate --cell-dir results/runs/<cell>`: test metrics of a trained cell -> eval.json.
+"""`eqscale evaluate --cell-dir results/runs/<cell>`: test metrics of a trained cell, as measurements -> eval.json.
 
-Reports, on the test split (all of it unless evaluation.max_samples caps it):
-* test_mse: the paper's metric, mean squared error of predicted vertex positions (m^2);
-* const_velocity_mse: the same for constant-velocity extrapolation x_t + h (x_t - x_{t-1}), the
-  trivial baseline every model must beat;
+Which samples. Every cell of a study walks the test split in one fixed order (a permutation drawn
+from the study's global seed, not the cell's), so any two cells share their first samples and every
+comparison between cells can be paired. A cell evaluates a pilot of `evaluation.min_samples`, then
+continues along the order until the test MSE's standard error is at most `evaluation.target_rel_se`
+of it, or `evaluation.max_samples` (or the whole split) is reached.
+
+What it reports (see `eqscale.measurement` for the statistics):
+* test_mse: the paper's metric, mean squared error of predicted vertex positions (m^2), with its
+  delta-method standard error and a bootstrap interval over test samples;
+* const_velocity_mse: the same for constant-velocity extrapolation x_t + h (x_t - x_{t-1}) on the
+  same samples, the trivial baseline every model must beat; both split by whether two objects touch
+  in the sample's frames (contact) or not (free flight);
 * equivariance_error: mean relative change of the prediction under random transforms of the
-  problem's symmetry group (z-rotations, x-y translations, vertical mirrors), see
-  `eqscale.symmetry.equivariance_error`: float round-off for GATr, learned (or not) for the transformer.
+  problem's symmetry group (z-rotations, x-y translations, vertical mirrors) on the first
+  `equivariance_samples` samples of the order: float round-off for GATr, learned (or not) for the
+  transformer.
+
+eval_samples.npz beside eval.json holds the per-sample numbers (sample ids in evaluation order, the
+model's and constant velocity's summed squared errors, the coordinates counted, the contact flag);
+`eqscale collect` stacks them into results/sample_losses.npz for the analysis. A diverged cell
+(run.json says so) gets an eval.json without test metrics and no samples: there is nothing to measure.
 """
 
 from __future__ import annotations
@@ -14,60 +28,77 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import math
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from eqscale.cells import CellError
 from eqscale.config import ConfigError, add_config_arguments, config_from_args
-from eqscale.data.batch import masked_vertex_mse
-from eqscale.data.dataset import eval_batches
+from eqscale.data.batch import num_scenes, prediction_equivariance_error
+from eqscale.data.dataset import BatchLoader, TokenDataset
+from eqscale.io_utils import atomic_write_bytes
+from eqscale.measurement import measure_ratio, ratio_se, samples_for_target
 from eqscale.models.registry import build_model
 from eqscale.records import MODEL_NAME, EvalRecord, RecordError, RunRecord, read_run, write_record
-from eqscale.symmetry import equivariance_error, random_problem_transform
+from eqscale.symmetry import random_group
 from eqscale.training.device import choose_device
+from eqscale.training.measure import evaluation_order, loader_of, per_sample_losses
 
-
-def constant_velocity(batch: dict[str, torch.Tensor], horizon: int) -> torch.Tensor:
-    """Constant-velocity extrapolation of every vertex `horizon` frames ahead."""
-    curr = batch["vertices_curr"]
-    return curr + horizon * (curr - batch["vertices_prev"])
+SAMPLES_NAME = "eval_samples.npz"
 
 
 @torch.no_grad()
-def evaluate_model(model: torch.nn.Module, batches, horizon: int, equivariance_samples: int,
-                   equivariance_transforms: int, seed: int, device: torch.device) -> dict:
-    """Test MSE, constant-velocity MSE and equivariance error of `model` over `batches`."""
+def equivariance_error(model: torch.nn.Module, loader: BatchLoader, transforms: int, seed: int,
+                       device: torch.device) -> float:
+    """Mean relative prediction change under `transforms` random problem-group transforms per batch."""
     model.eval()
-    sq_model = sq_const = 0.0
-    count = 0
-    samples = 0
-    equi_errors: list[float] = []
     gen = torch.Generator().manual_seed(seed)
-    for batch in batches:
+    errors = []
+    for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        n = batch["vertex_mask"].sum().item() * 3
-        pred = model(batch)
-        sq_model += masked_vertex_mse(pred, batch["vertices_target"], batch["vertex_mask"]).item() * n
-        sq_const += masked_vertex_mse(constant_velocity(batch, horizon), batch["vertices_target"],
-                                      batch["vertex_mask"]).item() * n
-        count += n
-        b = batch["vertex_mask"].shape[0]
-        if samples < equivariance_samples:
-            transforms = [tuple(x.to(device) for x in random_problem_transform(b, gen, dtype=torch.float32))
-                          for _ in range(equivariance_transforms)]
-            equi_errors.append(equivariance_error(model, batch, transforms))
-        samples += b
-    if count == 0:
-        raise ValueError("the test split is empty: no samples to evaluate")
-    return {
-        "test_mse": sq_model / count,
-        "const_velocity_mse": sq_const / count,
-        "equivariance_error": sum(equi_errors) / len(equi_errors),
-        "num_test_samples": samples,
-    }
+        groups = [random_group(num_scenes(batch), gen, torch.float32, kind="problem").to(device)
+                  for _ in range(transforms)]
+        errors.append(sum(prediction_equivariance_error(model, batch, g) for g in groups) / transforms)
+    return float(np.mean(errors)) if errors else math.nan
+
+
+def _concat(a: dict, b: dict) -> dict:
+    return {k: np.concatenate([a[k], b[k]]) for k in a}
+
+
+def measure_test_split(model: torch.nn.Module, dataset: TokenDataset, order: np.ndarray, evaluation: dict,
+                       horizon: int, device: torch.device) -> dict:
+    """Per-sample losses over a prefix of `order`: the pilot, then as far as the error target (or the cap) needs."""
+    cap = len(order) if evaluation["max_samples"] is None else min(len(order), evaluation["max_samples"])
+    batch = evaluation["batch_size"]
+
+    def run(start: int, stop: int) -> dict:
+        return per_sample_losses(model, loader_of(dataset, order[start:stop], batch), horizon, device)
+
+    done = min(cap, evaluation["min_samples"])
+    samples = run(0, done)
+    while done < cap:
+        rel_se = ratio_se(samples["sq_error"], samples["n_values"]) / (samples["sq_error"].sum()
+                                                                       / samples["n_values"].sum())
+        if not rel_se > evaluation["target_rel_se"]:  # reached (or NaN: nothing more to learn)
+            break
+        wanted = samples_for_target(samples["sq_error"], samples["n_values"], evaluation["target_rel_se"])
+        # a little beyond the estimate, so the next check usually passes instead of creeping up on it
+        stop = min(cap, max(done + batch, math.ceil(1.1 * wanted)))
+        samples = _concat(samples, run(done, stop))
+        done = stop
+    return samples
+
+
+def write_samples(path: Path, samples: dict) -> None:
+    """The per-sample numbers as an .npz, atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **samples)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_weights(cell_dir: Path, run: RunRecord, device: torch.device) -> dict:
@@ -84,26 +115,45 @@ def load_weights(cell_dir: Path, run: RunRecord, device: torch.device) -> dict:
     return torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
 
 
+def _split_mse(samples: dict, mask: np.ndarray, key: str) -> float:
+    n = samples["n_values"][mask].sum()
+    return float(samples[key][mask].sum() / n) if n > 0 else math.nan
+
+
 def evaluate_cell(cell_dir: str | Path, tokens_dir: str | Path, config: dict, device: str = "auto") -> EvalRecord:
-    """Evaluate the final weights of a trained cell and write eval.json."""
+    """Evaluate the final weights of a trained cell; write eval.json and eval_samples.npz."""
     start = time.perf_counter()
     cell_dir = Path(cell_dir)
     run = read_run(cell_dir)
     cell = run.cell
+    if run.diverged:
+        record = EvalRecord(cell=cell, model_sha256=run.model_sha256, test_mse=math.nan, const_velocity_mse=math.nan,
+                            equivariance_error=math.nan, n_test_samples=0, wall_time_s=time.perf_counter() - start,
+                            diverged=True)
+        write_record(record, cell_dir)
+        return record
     torch.set_num_threads(config["training"]["threads"])
     dev = choose_device(device)
     model = build_model(cell.model, cell.size).to(dev)
     model.load_state_dict(load_weights(cell_dir, run, dev))
     ev = config["evaluation"]
     horizon = config["tokens"]["horizon"]
-    batches = eval_batches(tokens_dir, "test", batch_size=ev["batch_size"], horizon=horizon,
-                           max_samples=ev["max_samples"])
-    result = evaluate_model(model, batches, horizon, ev["equivariance_samples"], ev["equivariance_transforms"],
-                            seed=cell.seed, device=dev)
-    record = EvalRecord(cell=cell, model_sha256=run.model_sha256, test_mse=result["test_mse"],
-                        const_velocity_mse=result["const_velocity_mse"],
-                        equivariance_error=result["equivariance_error"], n_test_samples=result["num_test_samples"],
-                        wall_time_s=time.perf_counter() - start)
+    dataset = TokenDataset(tokens_dir, "test", horizon)
+    order = evaluation_order(len(dataset), config["seed"])
+    samples = measure_test_split(model, dataset, order, ev, horizon, dev)
+    write_samples(cell_dir / SAMPLES_NAME, samples)
+    test = measure_ratio(samples["sq_error"], samples["n_values"], confidence=ev["confidence"], seed=cell.seed)
+    equi_loader = loader_of(dataset, order[: ev["equivariance_samples"]], ev["batch_size"])
+    contact = samples["in_contact"]
+    record = EvalRecord(
+        cell=cell, model_sha256=run.model_sha256, test_mse=test.value, test_mse_se=test.se, test_mse_lo=test.lo,
+        test_mse_hi=test.hi, confidence=ev["confidence"], n_test_samples=test.n_samples,
+        const_velocity_mse=_split_mse(samples, np.ones_like(contact), "cv_sq_error"),
+        test_mse_contact=_split_mse(samples, contact, "sq_error"), test_mse_free=_split_mse(samples, ~contact, "sq_error"),
+        const_velocity_mse_contact=_split_mse(samples, contact, "cv_sq_error"),
+        const_velocity_mse_free=_split_mse(samples, ~contact, "cv_sq_error"),
+        equivariance_error=equivariance_error(model, equi_loader, ev["equivariance_transforms"], cell.seed, dev),
+        samples_file=SAMPLES_NAME, wall_time_s=time.perf_counter() - start)
     write_record(record, cell_dir)
     return record
 
@@ -122,8 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CellError, ValueError, FileNotFoundError) as err:
         print(f"eqscale evaluate: {err}", file=sys.stderr)
         return 1
-    print(f"{result.cell.id}: test MSE {result.test_mse:.4g} m^2, constant velocity {result.const_velocity_mse:.4g}, "
-          f"equivariance error {result.equivariance_error:.3g} ({result.n_test_samples} samples)")
+    if result.diverged:
+        print(f"{result.cell.id}: diverged in training; nothing to evaluate")
+    else:
+        print(f"{result.cell.id}: test MSE {result.test_mse:.4g} +- {result.test_mse_se:.2g} m^2 "
+              f"({result.n_test_samples} samples), constant velocity {result.const_velocity_mse:.4g}, "
+              f"equivariance error {result.equivariance_error:.3g}")
     return 0
 
 
