@@ -216,3 +216,34 @@ def test_an_empty_split_still_gets_its_file_and_a_clear_error(raw_shards, asset_
     verify_token_shard(tmp_path / "val-0000.h5")
     with pytest.raises(ValueError, match="no trajectories"):
         TokenDataset(tmp_path, "val", 1)
+
+
+def test_a_killed_tokenize_leaves_no_stale_generation(raw_shards, asset_dir, token_config, tmp_path, monkeypatch):
+    """stats.json goes first: a run killed after rewriting some shards leaves no stats.json listing the old ones."""
+    import eqscale.data.tokenize as tokenize_module
+    from eqscale.data.dataset import TokenDataset
+    from eqscale.data.token_format import TokenShardError
+
+    out = tmp_path / "tokens"
+    tokenize_module.tokenize(raw_shards, asset_dir, out, token_config, progress=False)
+    (out / ".train-0000.h5.abc.tmp").write_bytes(b"left by a killed writer")
+
+    class Killed(Exception):
+        pass
+
+    calls = []
+    real = tokenize_module.write_token_shard
+
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tokenize_module, "write_token_shard", dying)
+    with pytest.raises(Killed):
+        tokenize_module.tokenize(raw_shards, asset_dir, out, token_config, progress=False)
+    assert not (out / "stats.json").exists()
+    assert not list(out.glob(".*.tmp"))
+    with pytest.raises(TokenShardError, match="stats.json not found"):
+        TokenDataset(out, "train", 1)

@@ -29,7 +29,7 @@ from eqscale.data.token_format import (
     SPLIT_RULE, SPLITS, STATS_FORMAT, STATS_NAME, SUBSET_RULE, TOKEN_FORMAT, TOKEN_VERSION, contact_frames,
     contact_windows, num_token_shards, quaternions_to_matrices, shard_name, split_of,
 )
-from eqscale.io_utils import atomic_path, atomic_write_text, package_versions
+from eqscale.io_utils import atomic_path, atomic_write_text, package_versions, remove_stale_temps
 from eqscale.physics.assets import meshes_hash, read_meshes
 from eqscale.physics.raw_format import ShardError, open_raw_shard, read_trajectory
 from eqscale.physics.simulate import create_group
@@ -264,6 +264,11 @@ def tokenize(raw_paths: list[str | Path], asset_dir: str | Path, out_dir: str | 
     if num_frames < horizon + 2:
         raise ConfigError(f"config key tokens.horizon: {horizon} leaves no sample in trajectories of {num_frames} "
                           f"frames (a sample needs frames t-1, t and t+h with t >= 1)")
+    # one generation: the old stats.json goes before any shard is rewritten, so a run killed half-way leaves
+    # no stats.json that lists old shards beside new ones (the loader refuses a directory without one)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / STATS_NAME).unlink(missing_ok=True)
+    remove_stale_temps(out_dir / STATS_NAME, ".*.h5.*.tmp")
     assignment: dict[str, list[tuple[int, int]]] = {split: [] for split in SPLITS}
     for shard, info in sorted(shards.items()):
         for index in sorted(info["names"]):
