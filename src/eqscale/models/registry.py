@@ -37,16 +37,5 @@ def maybe_compile(net: torch.nn.Module, compile: bool = True) -> torch.nn.Module
 
 
 def num_params(model: str, size: str) -> int:
-    """Trainable parameters of a model size (transitional alias of `counts.num_params`)."""
+    """Trainable parameters of a model size (alias of `counts.num_params`, kept while tests/analysis uses it)."""
     return counts.num_params(model, size)
-
-
-def flops_per_step(model: str, size: str, batch_size: int, num_faces: int, num_objects: int = 6) -> float:
-    """Transitional: analytic FLOPs of a step on `batch_size` scenes of `num_faces` faces split evenly over
-    `num_objects` objects. Use `counts.step_flops` with a `BatchStructure` (the loader's or
-    `counts.expected_structure`)."""
-    per_object = num_faces / num_objects
-    structure = counts.BatchStructure(tokens=batch_size * num_faces, scene_tokens_sq=batch_size * num_faces**2,
-                                      object_tokens_sq=batch_size * num_objects * per_object**2,
-                                      objects=batch_size * num_objects, scenes=batch_size)
-    return float(counts.step_flops(model, size, structure)["total"])
