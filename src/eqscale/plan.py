@@ -1,7 +1,11 @@
-"""`eqscale plan`: a config's jobs and compute before anything runs.
+"""`eqscale plan`: a config's jobs, compute and GPU memory before anything runs.
 
-Prints the number of jobs per stage and the training compute: analytic FLOPs of every cell and
-the GPU-hours they take at the configured peak and utilisation (config section `compute`).
+Prints the jobs per stage, the training compute (every cell's budget, or cap for the converging
+ones) in GPU-hours at the configured peak and utilisation, and per model size the estimated peak
+GPU memory of a training step (bf16 activations, fp32 weights and AdamW state; see
+`eqscale.models.counts.peak_memory_bytes`) on the study's expected batch and on its largest
+possible batch (every scene with the most objects at the full face budget), naming every size that
+would not fit the configured GPU (`compute.gpu_memory_gb`). Torch-free: it reads the analytic counts.
 """
 
 from __future__ import annotations
@@ -9,33 +13,77 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from dataclasses import dataclass
 
 from eqscale.config import ConfigError, add_config_arguments, config_from_args, default_configfile
-from eqscale.grid import build_grid
-from eqscale.models.counts import num_params
+from eqscale.grid import nominal_structure, sweep_cells
+from eqscale.models.counts import BatchStructure, num_params, peak_memory_bytes
+from eqscale.validate import check_study
+
+GIB = 1024**3
+BF16_BYTES = 2  # activations under bf16 autocast, the GPU path
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Estimated peak GPU memory of one training step of a model size, in GiB."""
+
+    model: str
+    size: str
+    params: int
+    expected_gib: float  # on the study's expected batch
+    worst_gib: float  # on the largest batch the config allows
+
+    def fits(self, gpu_gib: float) -> bool:
+        """Whether even the worst batch fits in `gpu_gib`."""
+        return self.worst_gib <= gpu_gib
+
+
+def worst_structure(config: dict) -> BatchStructure:
+    """The largest batch the config allows: every scene with max_objects objects at the full face budget."""
+    sim, faces = config["simulation"], config["assets"]["max_faces"]
+    scenes = [[faces] * sim["max_objects"]] * config["training"]["batch_size"]
+    return BatchStructure.from_scenes(scenes)
+
+
+def memory_estimates(config: dict, sizes: set[tuple[str, str]]) -> list[MemoryEstimate]:
+    """Peak memory of a training step per (model, size), on the expected and on the worst batch."""
+    expected, worst = nominal_structure(config), worst_structure(config)
+    return [MemoryEstimate(model, size, num_params(model, size),
+                           peak_memory_bytes(model, size, expected, dtype_bytes=BF16_BYTES)["total"] / GIB,
+                           peak_memory_bytes(model, size, worst, dtype_bytes=BF16_BYTES)["total"] / GIB)
+            for model, size in sorted(sizes, key=lambda ms: (ms[0], num_params(*ms)))]
 
 
 def plan(config: dict) -> dict:
-    """Job counts and compute estimates for a validated config."""
-    cells = build_grid(config)
-    flops = {c.dir: c.steps * c.flops_per_step for c in cells}
+    """Job counts, compute and memory estimates for a config (validated here, as snakemake does)."""
+    config, cells = check_study(config)
+    sweep = sweep_cells(cells)
+    study = [c for c in cells if c not in sweep]
     compute = config["compute"]
     rate = compute["gpu_peak_flops_per_s"] * compute["gpu_utilisation"]
     sim = config["simulation"]
-    jobs = {"assets": 1, "simulate": sim["num_shards"], "tokenize": 1, "train": len(cells), "evaluate": len(cells),
-            "collect": 1, "fit": 1, "plot": 1, "report": 1}
+    jobs = {"assets": 1, "simulate": sim["num_shards"], "tokenize": 1}
+    if sweep:
+        jobs.update(train_lr_sweep=len(sweep), lr_rule=1)
+    jobs.update(train=len(study), evaluate=len(study), collect=1, fit=1, plot=1, report=1)
+    total_flops = sum(c.budget for c in cells)  # a converging cell's cap is an upper bound
+    memory = memory_estimates(config, {(c.model, c.size) for c in cells})
     return {
         "jobs": jobs,
         "total_jobs": sum(jobs.values()) + 1,  # + rule all
-        "cells_per_model": dict(Counter(c.model for c in cells)),
+        "cells_per_model": dict(Counter(c.model for c in study)),
         "trajectories": sim["num_shards"] * sim["trajectories_per_shard"],
-        "total_train_flops": sum(flops.values()),
-        "gpu_hours": sum(flops.values()) / rate / 3600,
+        "total_train_flops": total_flops,
+        "gpu_hours": total_flops / rate / 3600,
         "gpu": compute["gpu_name"],
+        "gpu_memory_gb": compute["gpu_memory_gb"],
         "utilisation": compute["gpu_utilisation"],
-        "params_range": {m: (min(num_params(m, c.size) for c in cells if c.model == m),
-                             max(num_params(m, c.size) for c in cells if c.model == m))
-                         for m in {c.model for c in cells}},
+        "params_range": {m: (min(num_params(m, c.size) for c in study if c.model == m),
+                             max(num_params(m, c.size) for c in study if c.model == m))
+                         for m in {c.model for c in study}},
+        "memory": memory,
+        "too_big": [m for m in memory if not m.fits(compute["gpu_memory_gb"] * 1e9 / GIB)],
     }
 
 
@@ -57,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{model}: {p['cells_per_model'][model]} cells, {lo:,} - {hi:,} parameters")
     print(f"training compute: {p['total_train_flops']:.3g} FLOPs = {p['gpu_hours']:.1f} GPU-hours on "
           f"{p['gpu']} at {100 * p['utilisation']:.0f}% utilisation")
+    print(f"peak memory of a training step (bf16; expected batch / largest possible batch) against "
+          f"{p['gpu_memory_gb']:g} GB:")
+    for m in p["memory"]:
+        flag = "" if m not in p["too_big"] else "   DOES NOT FIT the largest batch"
+        print(f"  {m.model:<12} {m.size:<6} {m.params:>12,} params  {m.expected_gib:8.2f} / {m.worst_gib:8.2f} GiB{flag}")
+    if p["too_big"]:
+        print(f"warning: {len(p['too_big'])} size(s) may run out of GPU memory on their largest batches: lower "
+              "training.batch_size or assets.max_faces, or use a GPU with more memory", file=sys.stderr)
     return 0
 
 

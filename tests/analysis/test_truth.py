@@ -190,7 +190,7 @@ def test_allocation_on_the_paper_presets_grid_matches_the_truth_under_our_flop_c
     # the paper preset's real grid: its sizes, their analytic FLOPs per step, budgets and min_steps
     from eqscale.config import load_config
     from eqscale.grid import build_grid, nominal_flops_per_step
-    from eqscale.models.registry import num_params
+    from eqscale.models.counts import num_params
 
     config = load_config(str(Path(__file__).resolve().parents[2] / "presets" / "paper.yaml"))
     cells = build_grid(config)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import torch
 
-from eqscale.models import counts
 from eqscale.models.configs import GATrConfig, size_config
 from eqscale.models.gatr import GATr
 from eqscale.models.transformer import Transformer
@@ -35,7 +34,3 @@ def maybe_compile(net: torch.nn.Module, compile: bool = True) -> torch.nn.Module
         net.compile()
     return net
 
-
-def num_params(model: str, size: str) -> int:
-    """Trainable parameters of a model size (alias of `counts.num_params`, kept while tests/analysis uses it)."""
-    return counts.num_params(model, size)
