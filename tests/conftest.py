@@ -13,6 +13,15 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))  # `from helpers import ...`
 os.environ.setdefault("EPATH_USE_TF", "false")
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked `cuda` need a CUDA GPU: skipped, saying so, where there is none."""
+    if item.get_closest_marker("cuda") is not None:
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA GPU")
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     import numpy as np
