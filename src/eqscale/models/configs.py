@@ -11,6 +11,7 @@ written here as numbers; `tests/models/test_counts.py` checks them against `eqsc
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 # ---------------------------------------------------------------------------------------------
@@ -207,11 +208,39 @@ SIZES: dict[str, dict[str, GATrConfig] | dict[str, TransformerConfig]] = {
 }
 
 
+# A continuous size axis beside the named presets, so a study can place sizes where each budget's optimum
+# lies: "w<W>" is the transformer of width W, "mv<C>" GATr with C multivector and 2C scalar channels. Depth
+# is fixed on the axis (LADDER_BLOCKS) and heads follow the width (transformer heads 32 features wide, at
+# least 2; GATr 4 heads below 8 channels, else 8), so width alone sets the size.
+LADDER_BLOCKS = 4
+_AXIS = {"transformer": re.compile(r"^w(\d+)$"), "gatr": re.compile(r"^mv(\d+)$")}
+
+
+def _axis_config(model: str, size: str) -> GATrConfig | TransformerConfig | None:
+    match = _AXIS[model].match(size)
+    if match is None:
+        return None
+    width = int(match.group(1))
+    if model == "transformer":
+        heads = max(2, width // 32)
+        if width < 8 or width % heads:
+            raise KeyError(f"transformer size {size!r}: the width must be at least 8 and divisible by its {heads} "
+                           "heads (heads are 32 features wide, at least 2)")
+        return TransformerConfig(width=width, num_blocks=LADDER_BLOCKS, num_heads=heads)
+    if width < 2:
+        raise KeyError(f"gatr size {size!r}: at least 2 multivector channels")
+    return GATrConfig(mv_channels=width, s_channels=2 * width, num_blocks=LADDER_BLOCKS, num_heads=4 if width < 8 else 8)
+
+
 def size_config(model: str, size: str) -> GATrConfig | TransformerConfig:
-    """The config of a named size of a family; KeyError lists what exists."""
+    """The config of a named size of a family, or of a point on its width axis ('w96', 'mv12'); KeyError otherwise."""
     if model not in SIZES:
         raise KeyError(f"unknown model {model!r} (known: {', '.join(SIZES)})")
     sizes = SIZES[model]
-    if size not in sizes:
-        raise KeyError(f"unknown {model} size {size!r} (valid: {', '.join(sizes)})")
-    return sizes[size]
+    if size in sizes:
+        return sizes[size]
+    config = _axis_config(model, size)
+    if config is None:
+        axis = "w<width>" if model == "transformer" else "mv<channels>"
+        raise KeyError(f"unknown {model} size {size!r} (valid: {', '.join(sizes)}, or {axis} on its width axis)")
+    return config
