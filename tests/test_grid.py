@@ -156,3 +156,37 @@ def test_plan_reads_config_yaml_of_the_working_directory(tmp_path, monkeypatch, 
     assert plan.main([]) == 0
     out = capsys.readouterr().out
     assert "config: config.yaml" in out and "simulate 3" in out
+
+
+def test_a_budget_can_have_its_own_ladder():
+    config = grid_config(scaling_budgets=[1e12, 8e12], min_steps=1,
+                         scaling={"gatr": {"sizes": ["xxs", "xs"], "ladders": [{"budget": 8e12, "sizes": ["xs", "s"]}]},
+                                  "transformer": {"sizes": ["xxs"]}},
+                         data_efficiency={"fractions": [0.5], "arms": ["gatr"], "sizes": {"gatr": "xxs"}})
+    gatr = [c for c in build_grid(config, fake_flops) if c.model == "gatr" and SCALING in c.designs]
+    assert {c.size for c in gatr if c.budget == 1e12} == {"xxs", "xs"}
+    assert {c.size for c in gatr if c.budget == 8e12} == {"xs", "s"}
+    for bad, message in [([{"budget": 3e12, "sizes": ["s"]}], r"ladders\[0\].budget: 3e\+12 is not one of"),
+                         ([{"budget": 8e12, "sizes": ["s"]}] * 2, r"ladders\[1\].budget: budget 8e\+12 has two")]:
+        config["grid"]["scaling"]["gatr"]["ladders"] = bad
+        with pytest.raises(GridError, match=message):
+            build_grid(config, fake_flops)
+
+
+def test_plan_says_whether_each_ladder_brackets_the_predicted_optimum(monkeypatch):
+    from eqscale import plan
+    from eqscale.models.counts import num_params
+
+    config = grid_config(scaling_budgets=[1e12, 1e13], min_steps=1,
+                         scaling={"gatr": {"sizes": ["xxs", "xs", "s"]}, "transformer": {"sizes": ["xxs", "xs"]}})
+    cells = [c for c in build_grid(config, fake_flops) if SCALING in c.designs]
+    middle = num_params("gatr", "xs")
+    # a prior law N*(C) that sits on xs at 1e12 and far above the ladder at 1e13
+    monkeypatch.setattr(plan, "predicted_optimum",
+                        lambda _: {"gatr": lambda c: (middle * (c / 1e12) ** 3, c > 1e12)})
+    lines = {(line.model, line.budget): line for line in plan.ladders(cells, "somewhere")}
+    assert lines["gatr", 1e12].bracketing == "bracketed"
+    assert lines["gatr", 1e13].bracketing == "above the largest size" and lines["gatr", 1e13].extrapolated
+    assert lines["transformer", 1e12].bracketing.startswith("cannot be bracketed")
+    assert plan.Ladder("gatr", 1.0, [("a", 10), ("b", 20), ("c", 30)]).bracketing.startswith("not predicted")
+    assert plan.Ladder("gatr", 1.0, [("a", 10), ("b", 20), ("c", 30)], predicted_n=5).bracketing == "below the smallest size"

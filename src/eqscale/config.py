@@ -225,6 +225,13 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --threads / --checkpoint-every-s / --num-workers: how fast a job runs, never what it computes."""
+    parser.add_argument("--threads", type=int, help="overrides training.threads")
+    parser.add_argument("--checkpoint-every-s", type=float, help="overrides training.checkpoint_every_s")
+    parser.add_argument("--num-workers", type=int, help="overrides training.num_workers")
+
+
 def default_configfile(args: argparse.Namespace) -> None:
     """For user-facing commands: no --configfile and no --config-json means ./config.yaml, as in Snakemake."""
     if args.configfile is None and not getattr(args, "config_json", None) and Path("config.yaml").is_file():
@@ -242,4 +249,9 @@ def config_from_args(args: argparse.Namespace) -> dict:
         if not isinstance(piece, dict):
             raise ConfigError(f"--config-json number {i + 1} must be a JSON object of config sections")
         overrides = deep_merge(overrides, piece)
+    # runtime flags (Snakemake passes them outside params, so changing them reruns nothing)
+    runtime = {key: getattr(args, key) for key in ("threads", "checkpoint_every_s", "num_workers")
+               if getattr(args, key, None) is not None}
+    if runtime:
+        overrides = deep_merge(overrides, {"training": runtime})
     return load_config(args.configfile, overrides or None)

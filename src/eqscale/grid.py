@@ -2,8 +2,9 @@
 
 Two designs make the study, both crossed with the seeds:
 
-* the scaling grid: compute budgets x model sizes per model; each cell trains for its budget divided
-  by the FLOPs of one optimizer step of its size, so every budget is an IsoFLOP line;
+* the scaling grid: compute budgets x model sizes per model (one ladder for every budget, or a ladder
+  per budget centred on its optimum); each cell trains for its budget divided by the FLOPs of one
+  optimizer step of its size, so every budget is an IsoFLOP line;
 * the data-efficiency grid: data fractions x arms (transformer, transformer + augmentation, GATr)
   at one fixed budget.
 
@@ -89,6 +90,30 @@ def _distinct_in_paths(values, fmt, key: str, field: str) -> None:
         seen[text] = value
 
 
+def ladder(grid: dict, model: str, budget: float) -> list[str]:
+    """The sizes of `model` on the IsoFLOP line of `budget`: its own ladder if it has one, else the model's sizes."""
+    spec = grid["scaling"][model]
+    for entry in spec["ladders"]:
+        if entry["budget"] == budget:
+            return list(entry["sizes"])
+    return list(spec["sizes"])
+
+
+def _check_ladders(grid: dict) -> None:
+    """GridError for a ladder whose budget is not a scaling budget, or a budget with two ladders."""
+    budgets = set(grid["scaling_budgets"])
+    for model, spec in grid["scaling"].items():
+        seen: set[float] = set()
+        for i, entry in enumerate(spec["ladders"]):
+            key = f"grid.scaling.{model}.ladders[{i}].budget"
+            if entry["budget"] not in budgets:
+                raise GridError(f"config key {key}: {entry['budget']:.3g} is not one of grid.scaling_budgets "
+                                f"({', '.join(f'{b:.3g}' for b in grid['scaling_budgets'])})")
+            if entry["budget"] in seen:
+                raise GridError(f"config key {key}: budget {entry['budget']:.3g} has two ladders")
+            seen.add(entry["budget"])
+
+
 def build_grid(config: dict, flops_per_step: FlopsPerStep | None = None) -> list[Cell]:
     """Every cell of the study, planned and deduplicated, in a stable order; GridError names a bad cell."""
     grid = config["grid"]
@@ -98,6 +123,7 @@ def build_grid(config: dict, flops_per_step: FlopsPerStep | None = None) -> list
     if unknown:
         raise GridError(f"config key grid.replicates.budgets: [{', '.join(f'{b:.3g}' for b in unknown)}] are not "
                         f"scaling budgets (grid.scaling_budgets: {', '.join(f'{b:.3g}' for b in grid['scaling_budgets'])})")
+    _check_ladders(grid)
     cells: dict[Cell, Cell] = {}
 
     def add(cell: Cell, design: str) -> None:
@@ -116,7 +142,7 @@ def build_grid(config: dict, flops_per_step: FlopsPerStep | None = None) -> list
         for budget in grid["scaling_budgets"]:
             seeds = list(grid["seeds"]) + [s for s in grid["replicates"]["seeds"] if budget in replicated]
             kept = 0
-            for size in spec["sizes"]:
+            for size in ladder(grid, model, budget):
                 where = f"grid cell {model}/size~{size} at budget {budget:.3g}"
                 planned = [make(where, model=model, size=size, budget=budget, data_fraction=1.0,
                                 augment=spec["augment"], seed=seed) for seed in dict.fromkeys(seeds)]

@@ -31,7 +31,7 @@ def test_dry_run_plans_the_data_stages(tmp_path):
     ("grid:\n  scaling_budgets: [1.0e+6]\n", "grid cell gatr/size~xxs/budget~1e06"),
     ("grid:\n  scaling:\n    gatr: {sizes: [huge]}\n", "grid cell gatr/size~huge"),
     ("grid:\n  scaling:\n    mlp: {sizes: [s]}\n", "grid.scaling.mlp"),
-    ("grid:\n  data_efficiency:\n    fractions: [1.5]\n", "grid cell transformer/size~xs/data~1.5"),
+    ("grid:\n  data_efficiency:\n    fractions: [1.5]\n", "grid.data_efficiency.fractions"),
 ])
 def test_invalid_config_fails_before_any_job(tmp_path, bad, message):
     config = tmp_path / "bad.yaml"
@@ -64,9 +64,12 @@ def test_a_preset_replaces_config_yaml(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_data_stages_run_for_real(tmp_path):
+    import yaml
+
+    per_shard = yaml.safe_load((REPO / "presets" / "tiny.yaml").read_text())["simulation"]["trajectories_per_shard"]
     snakemake(tmp_path, "--cores", "2", "results/raw/shard-0000.h5", "results/raw/shard-0001.h5")
     for shard in range(2):
         with open_raw_shard(tmp_path / "results" / "raw" / f"shard-{shard:04d}.h5") as fh:
-            assert fh.attrs["num_trajectories"] == 8
+            assert fh.attrs["num_trajectories"] == per_shard
     # a second run has nothing to do
     assert not planned_jobs(tmp_path, "results/raw/shard-0000.h5", "results/raw/shard-0001.h5")

@@ -84,6 +84,7 @@ rule report:
         "results/report.md",
     params:
         code=code("report"),
+        lr_rule=LR_RULE,
     log:
         "results/logs/report.log",
     benchmark:
@@ -92,4 +93,4 @@ rule report:
         "../../envs/eqscale.yaml"
     shell:
         "eqscale report --summary {input.summary} --fits-dir results/fits --figures-dir results/figures "
-        "--lr-rule {LR_RULE} --out {output} > {log} 2>&1"
+        "--lr-rule {params.lr_rule} --out {output} > {log} 2>&1"

@@ -27,10 +27,12 @@ SOURCE_DIR = Path(workflow.basedir) / "src" / "eqscale"
 if not (SOURCE_DIR / "__init__.py").is_file():
     SOURCE_DIR = PACKAGE_DIR
 
-# settings that change how fast a job runs, never what it computes: they reach the stages on the command
-# line, outside `params`, because a change of params reruns a job
+# settings that change how fast a job runs, never what it computes: they reach the stages as threads and
+# resources (integers; the checkpoint interval in milliseconds), outside `params`, because a change of
+# params reruns a job and a change of resources does not
 RUNTIME_KEYS = ("threads", "checkpoint_every_s", "num_workers")
-RUNTIME = json.dumps({"training": {k: config["training"][k] for k in RUNTIME_KEYS}}, sort_keys=True)
+RUNTIME_RESOURCES = {"loader_workers": config["training"]["num_workers"],
+                     "checkpoint_ms": max(1, round(1000 * config["training"]["checkpoint_every_s"]))}
 # Jobs call the `eqscale` console script of the environment running Snakemake; without eqscale
 # there (e.g. --sdm conda from a bare Snakemake env), the job's own environment provides it.
 shell.prefix(f'PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
@@ -52,3 +54,38 @@ def config_slice(*sections):
 def raw_shards():
     """Every raw shard of the configured simulation."""
     return [f"results/raw/shard-{i:04d}.h5" for i in range(config["simulation"]["num_shards"])]
+
+
+# The study grid as Snakemake sees it: cells, their paths and per-cell inputs (eqscale.cells is their one home).
+
+from eqscale.cells import PATH_PATTERN, RUNS_DIR, WILDCARD_CONSTRAINTS, Cell  # noqa: E402
+from eqscale.grid import sweep_cells  # noqa: E402
+
+# CELLS: the planned grid, built by check_study in common.smk
+PLANNED = {c: c for c in CELLS}  # a cell parsed from wildcards -> the same cell with the grid's plan
+SWEEP = sweep_cells(CELLS)  # the learning-rate sweep's cells (their rule sets the rate of every lr~auto cell)
+STUDY = [c for c in CELLS if c not in SWEEP]  # the cells the analysis reads
+LR_RULE = "results/lr/rule.json"
+
+CELL_PATTERN = f"{RUNS_DIR}/{PATH_PATTERN}"  # a cell's directory; logs and benchmarks use PATH_PATTERN below them
+
+
+def cell_files(name, cells=None):
+    """`name` (e.g. 'eval.json') in the run directory of every study cell (or of `cells`)."""
+    return [f"{c.dir}/{name}" for c in (STUDY if cells is None else cells)]
+
+
+def lr_rule_input(wildcards):
+    """What an lr~auto cell reads when the sweep is on (the fitted learning-rate rule), nothing otherwise."""
+    return [LR_RULE] if SWEEP and wildcards.lr == "auto" else []
+
+
+def cell_of(wildcards):
+    """The planned grid cell a job's wildcards name."""
+    return PLANNED[Cell.from_wildcards(wildcards)]
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes for a cell on a cluster GPU: its budget at the configured utilisation, plus slack."""
+    rate = config["compute"]["gpu_peak_flops_per_s"] * config["compute"]["gpu_utilisation"]
+    return int(10 + 2 * attempt * cell_of(wildcards).budget / rate / 60)

@@ -1,4 +1,4 @@
-# Training and evaluation: one job each per grid cell (cells come from grid.smk).
+# Training and evaluation: one job each per grid cell (cells come from common.smk).
 
 
 rule lr_rule:
@@ -39,6 +39,7 @@ rule train:
                                                "lr": {w.model: config["training"]["lr"][w.model]}}},
                                  sort_keys=True),
         cell=lambda w: cell_of(w).dir,
+        lr_rule=LR_RULE,
     log:
         f"results/logs/train/{PATH_PATTERN}.log",
     benchmark:
@@ -48,11 +49,13 @@ rule train:
         gpu=1,
         mem_mb=4000,
         runtime=train_runtime,
+        **RUNTIME_RESOURCES,
     conda:
         "../../envs/eqscale.yaml"
     shell:
-        "eqscale train --config-json {params.cfg:q} --config-json {RUNTIME:q} --cell-dir {params.cell} "
-        "--tokens results/tokens --lr-rule {LR_RULE} > {log} 2>&1"
+        "eqscale train --config-json {params.cfg:q} --threads {threads} --num-workers {resources.loader_workers} "
+        "--checkpoint-every-s {resources.checkpoint_ms}e-3 --cell-dir {params.cell} "
+        "--tokens results/tokens --lr-rule {params.lr_rule} > {log} 2>&1"
 
 
 rule evaluate:
@@ -77,8 +80,9 @@ rule evaluate:
     resources:
         mem_mb=4000,
         runtime=30,
+        **RUNTIME_RESOURCES,
     conda:
         "../../envs/eqscale.yaml"
     shell:
-        "eqscale evaluate --config-json {params.cfg:q} --config-json {RUNTIME:q} --cell-dir {params.cell} "
+        "eqscale evaluate --config-json {params.cfg:q} --threads {threads} --cell-dir {params.cell} "
         "--tokens results/tokens > {log} 2>&1"

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from eqscale.cells import CellError
-from eqscale.config import ConfigError, add_config_arguments, config_from_args
+from eqscale.config import ConfigError, add_config_arguments, add_runtime_arguments, config_from_args
 from eqscale.data.batch import num_scenes, prediction_equivariance_error
 from eqscale.data.dataset import BatchLoader, TokenDataset
 from eqscale.io_utils import atomic_write_bytes
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments and evaluate one cell."""
     parser = argparse.ArgumentParser(prog="eqscale evaluate", description=__doc__.splitlines()[0])
     add_config_arguments(parser)
+    add_runtime_arguments(parser)
     parser.add_argument("--cell-dir", type=Path, required=True)
     parser.add_argument("--tokens", type=Path, default=Path("results/tokens"))
     parser.add_argument("--device", default="auto")

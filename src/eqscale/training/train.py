@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from eqscale.cells import Cell, CellError
-from eqscale.config import ConfigError, add_config_arguments, config_from_args
+from eqscale.config import ConfigError, add_config_arguments, add_runtime_arguments, config_from_args
 from eqscale.data.dataset import train_batch_stream
 from eqscale.grid import plan_cell
 from eqscale.io_utils import atomic_write_bytes, package_versions
@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments and train one cell."""
     parser = argparse.ArgumentParser(prog="eqscale train", description=__doc__.splitlines()[0])
     add_config_arguments(parser)
+    add_runtime_arguments(parser)
     parser.add_argument("--cell-dir", type=Path, required=True,
                         help="the cell's run directory, results/runs/<model>/size~S/budget~B/data~F/aug~A/seed~K")
     parser.add_argument("--tokens", type=Path, default=Path("results/tokens"), help="token shard directory")
