@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trajectories: {p['trajectories']:,}")
     for model, (lo, hi) in sorted(p["params_range"].items()):
         print(f"{model}: {p['cells_per_model'][model]} cells, {lo:,} - {hi:,} parameters")
-    print(f"training compute: {p['total_train_flops']:.3g} FLOPs = {p["gpu_hours"]:.3g} GPU-hours on "
+    print(f"training compute: {p['total_train_flops']:.3g} FLOPs = {p['gpu_hours']:.3g} GPU-hours on "
           f"{p['gpu']} at {100 * p['utilisation']:.0f}% utilisation")
     print(f"peak memory of a training step (bf16; expected batch / largest possible batch) against "
           f"{p['gpu_memory_gb']:g} GB:")
