@@ -140,7 +140,7 @@ def plan(config: dict, fits_dir: str | Path | None = None) -> dict:
     sim = config["simulation"]
     jobs = {"assets": 1, "simulate": sim["num_shards"], "tokenize": 1}
     if sweep:
-        jobs.update(train_lr_sweep=len(sweep), lr_rule=1)
+        jobs.update(train_lr_sweep=len(sweep), lr_rule=len({c.model for c in sweep}))
     jobs.update(train=len(study), evaluate=len(study), collect=1, fit=1, plot=1, report=1)
     total_flops = sum(c.budget for c in cells)  # a converging cell's cap is an upper bound
     memory = memory_estimates(config, {(c.model, c.size) for c in cells})

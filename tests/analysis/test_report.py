@@ -17,7 +17,7 @@ from eqscale.analysis.store import write_fits
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory, study, study_fits) -> str:
     root = tmp_path_factory.mktemp("report")
-    return render_report(study, study_fits, root / "figures", root / "report.md", root / "absent-rule.json")
+    return render_report(study, study_fits, root / "figures", root / "report.md", [root / "absent-rule.json"])
 
 
 def test_every_finding_states_its_rules_numbers_and_verdict(rendered, study_fits):
@@ -73,16 +73,20 @@ def test_report_text_does_not_depend_on_whether_figures_exist(tmp_path, study, s
 
 
 def test_learning_rate_section_shows_the_sweep_and_rule_or_says_not_run(tmp_path):
-    assert lr_lines(tmp_path / "rule.json")[0].startswith("Not run")
-    (tmp_path / "rule.json").write_text(json.dumps({
-        "rule": {"formula": "lr = c * N^-k", "gatr": {"c": 0.02, "k": 0.25}},
-        "sweep": [{"model": "gatr", "size": "xs", "lr": 0.001, "val_loss": 0.05},
-                  {"model": "gatr", "size": "xs", "lr": 0.003, "val_loss": 0.04}]}))
-    text = "\n".join(lr_lines(tmp_path / "rule.json"))
-    assert "- formula: lr = c * N^-k" in text and "- gatr: c = 0.02, k = 0.25" in text
-    assert "| model | size | lr | val_loss |" in text and "| gatr | xs | 0.003 | 0.04 |" in text
+    assert lr_lines([tmp_path / "gatr.json"])[0].startswith("Not run")
+    runs = [{"lr": 0.001, "val_loss": 0.05, "diverged": False}, {"lr": 0.003, "val_loss": 0.04, "diverged": False},
+            {"lr": 0.01, "val_loss": None, "diverged": True}]
+    (tmp_path / "gatr.json").write_text(json.dumps({  # the format eqscale lr-rule writes
+        "format": "eqscale-lr-rule", "format_version": 1, "families": {"gatr": {
+            "lr_ref": 0.002, "params_ref": 3.0e4, "exponent": 0.25, "all_bracketed": False,
+            "sizes": [{"size": "xs", "params": 59787, "runs": runs, "best_lr": 0.003, "bracketed": True},
+                      {"size": "s", "params": 219523, "runs": runs, "best_lr": 0.001, "bracketed": False}]}}}))
+    text = "\n".join(lr_lines([tmp_path / "gatr.json", tmp_path / "absent.json"]))
+    assert "**GATr**" in text and "lr(N) = 0.002 x (N / 3e+04)^-0.250" in text and "widen lr_sweep.factors" in text
+    assert "| xs | 59,787 | 0.001: 0.05, 0.003: 0.04, 0.01: diverged | 0.003 | yes |" in text
+    assert "| s | 219,523 |" in text and "no (edge)" in text
     (tmp_path / "bad.json").write_text("[1, 2]")
-    assert "expected an object" in lr_lines(tmp_path / "bad.json")[0]
+    assert "could not be read" in lr_lines([tmp_path / "bad.json"])[0]
 
 
 def test_a_contradicted_finding_is_reported_plainly(study_fits, study, tmp_path):
@@ -99,7 +103,7 @@ def test_cli_writes_the_report(tmp_path, study, study_fits):
     out = tmp_path / "results" / "report.md"
     assert main(["--summary", str(tmp_path / "summary.csv"), "--fits-dir", str(tmp_path / "fits"),
                  "--figures-dir", str(tmp_path / "results" / "figures"), "--out", str(out),
-                 "--lr-rule", str(tmp_path / "none.json")]) == 0
+                 "--lr-rules", str(tmp_path / "none.json")]) == 0
     text = out.read_text()
     assert text.startswith("# eqscale") and "[PDF](figures/data_efficiency.pdf)" in text
     (tmp_path / "fits" / "joint.json").write_text("{}")

@@ -16,6 +16,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from snakemake_helpers import REPO, planned_cells, planned_jobs, snakemake  # noqa: E402
 
+from eqscale.grid import sweep_cells  # noqa: E402
 from eqscale.validate import check_study  # noqa: E402
 
 ANALYSIS = {"collect", "fit", "plot", "report", "all"}
@@ -45,14 +46,18 @@ def _touch_source(copy: Path, relative: str) -> None:
 def test_tiny_study_runs_whole_dag(study):
     copy, work = study
     _, cells = check_study(yaml.safe_load((REPO / "presets" / "tiny.yaml").read_text()))
+    sweep = sweep_cells(cells)
+    assert sweep and {c.model for c in sweep} == {"gatr", "transformer"}
     summary = (work / "results" / "summary.csv").read_text().strip().splitlines()
-    assert len(summary) == 1 + len(cells)
+    assert len(summary) == 1 + len(cells) - len(sweep)  # the sweep's runs set learning rates; the analysis skips them
+    for model in ("gatr", "transformer"):  # the learning-rate stage ran and the report shows it
+        assert (work / "results" / "lr" / f"{model}.json").is_file()
     for name in ("frontier", "joint", "isoflop", "data_efficiency"):
         assert (work / "results" / "fits" / f"{name}.json").exists()
     for figure in ("loss_vs_compute", "isoflop", "data_efficiency", "training_curves"):
         assert (work / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
     report = (work / "results" / "report.md").read_text()
-    assert "GATr" in report
+    assert "GATr" in report and "| Size | Parameters | Rate: validation loss |" in report
     # the report is written after the figures: every figure it links exists
     links = re.findall(r"\]\(([^)]+\.(?:png|pdf))\)", report)
     assert links and all((work / "results" / link).is_file() for link in links), links
@@ -78,6 +83,7 @@ def test_the_best_cells_beat_constant_velocity_and_records_agree(study):
 
     summary = pd.read_csv(work / "results" / "summary.csv")
     assert not summary["diverged"].any()
+    assert (summary["seed"] == 1).any() and summary["stopped_early"].any()  # a replicate seed; early stopping ran
     # every cell's FLOPs land on its budget (steps chosen from the real batches), a converging cell's under its cap
     on_budget = summary[~summary["stopped_early"]]
     assert ((on_budget["flops"] / on_budget["budget"]).between(0.95, 1.05)).all(), on_budget[["cell", "flops"]]
@@ -116,21 +122,22 @@ def test_reruns_only_what_changed(study):
     assert set(planned_jobs(work, snakefile=sf)) == {"plot", "report", "all"}
     snakemake(work, "--cores", "2", "--touch", snakefile=sf)
 
-    # editing the GATr model code reruns only GATr training/evaluation and the analysis after it
+    # editing the GATr model code reruns only GATr's sweep, its learning-rate rule, its training/evaluation and
+    # the analysis after it (each family has its own rule file, so the transformer's cells stay)
     _touch_source(copy, "models/gatr.py")
     jobs = planned_jobs(work, snakefile=sf)
-    assert set(jobs) == {"train", "evaluate"} | ANALYSIS
+    assert set(jobs) == {"train", "lr_rule", "evaluate"} | ANALYSIS and jobs["lr_rule"] == 1
     assert planned_cells(work, "train", snakefile=sf) == gatr
-    assert planned_cells(work, "evaluate", snakefile=sf) == gatr
+    assert planned_cells(work, "evaluate", snakefile=sf) == gatr - {c.dir for c in sweep_cells(cells)}
     snakemake(work, "--cores", "2", "--touch", snakefile=sf)
 
-    # config edits rerun only the cells they touch: a transformer learning rate reruns the
-    # transformer cells; a second seed trains only the new seed's cells
+    # config edits rerun only the cells they touch: a transformer learning rate reruns the transformer's
+    # sweep (new rates), its rule and its cells; a second seed trains only the new seed's cells
     preset = yaml.safe_load((REPO / "presets" / "tiny.yaml").read_text())
     preset["training"]["lr"]["transformer"] = 0.002
     changed = copy / "lr.yaml"
     changed.write_text(yaml.safe_dump(preset))
-    transformer = {c.dir for c in cells if c.model == "transformer"}
+    transformer = {c.dir for c in check_study(preset)[1] if c.model == "transformer"}
     assert planned_cells(work, "train", snakefile=sf, configfile=changed) == transformer
     preset = yaml.safe_load((REPO / "presets" / "tiny.yaml").read_text())
     preset["grid"]["seeds"] = [0, 1]

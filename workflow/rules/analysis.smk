@@ -79,12 +79,12 @@ rule report:
         summary="results/summary.csv",
         fits=rules.fit.output,
         figures=rules.plot.output,
-        lr_rule=[LR_RULE] if SWEEP else [],
+        lr_rules=expand(LR_RULE, model=SWEPT),
     output:
         "results/report.md",
     params:
         code=code("report"),
-        lr_rule=LR_RULE,
+        lr_rules=expand(LR_RULE, model=SWEPT) or "none",
     log:
         "results/logs/report.log",
     benchmark:
@@ -93,4 +93,4 @@ rule report:
         "../../envs/eqscale.yaml"
     shell:
         "eqscale report --summary {input.summary} --fits-dir results/fits --figures-dir results/figures "
-        "--lr-rule {params.lr_rule} --out {output} > {log} 2>&1"
+        "--lr-rules {params.lr_rules} --out {output} > {log} 2>&1"

@@ -65,7 +65,8 @@ from eqscale.grid import sweep_cells  # noqa: E402
 PLANNED = {c: c for c in CELLS}  # a cell parsed from wildcards -> the same cell with the grid's plan
 SWEEP = sweep_cells(CELLS)  # the learning-rate sweep's cells (their rule sets the rate of every lr~auto cell)
 STUDY = [c for c in CELLS if c not in SWEEP]  # the cells the analysis reads
-LR_RULE = "results/lr/rule.json"
+SWEPT = sorted({c.model for c in SWEEP})  # families with a learning-rate rule
+LR_RULE = "results/lr/{model}.json"  # one rule per family, so a change to one family's code reruns only its cells
 
 CELL_PATTERN = f"{RUNS_DIR}/{PATH_PATTERN}"  # a cell's directory; logs and benchmarks use PATH_PATTERN below them
 
@@ -77,7 +78,12 @@ def cell_files(name, cells=None):
 
 def lr_rule_input(wildcards):
     """What an lr~auto cell reads when the sweep is on (the fitted learning-rate rule), nothing otherwise."""
-    return [LR_RULE] if SWEEP and wildcards.lr == "auto" else []
+    return [LR_RULE.format(model=wildcards.model)] if wildcards.model in SWEPT and wildcards.lr == "auto" else []
+
+
+def lr_rule_path(wildcards):
+    """The learning-rate rule file of a cell's family (read only by lr~auto cells when the sweep is on)."""
+    return LR_RULE.format(model=wildcards.model)
 
 
 def cell_of(wildcards):

@@ -3,16 +3,18 @@
 
 rule lr_rule:
     input:
-        runs=cell_files("run.json", SWEEP),
+        runs=lambda w: cell_files("run.json", [c for c in SWEEP if c.model == w.model]),
     output:
         LR_RULE,
+    wildcard_constraints:
+        model="|".join(SWEPT) or "none",
     params:
         code=code("lr-rule"),
-        cells=[c.dir for c in SWEEP],
+        cells=lambda w: [c.dir for c in SWEEP if c.model == w.model],
     log:
-        "results/logs/lr_rule.log",
+        "results/logs/lr_rule/{model}.log",
     benchmark:
-        "results/benchmarks/lr_rule.tsv"
+        "results/benchmarks/lr_rule/{model}.tsv"
     conda:
         "../../envs/eqscale.yaml"
     shell:
@@ -39,7 +41,7 @@ rule train:
                                                "lr": {w.model: config["training"]["lr"][w.model]}}},
                                  sort_keys=True),
         cell=lambda w: cell_of(w).dir,
-        lr_rule=LR_RULE,
+        lr_rule=lr_rule_path,
     log:
         f"results/logs/train/{PATH_PATTERN}.log",
     benchmark:

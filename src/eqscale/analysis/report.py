@@ -43,7 +43,6 @@ from eqscale.analysis.verdicts import fmt
 from eqscale.cells import ARMS
 from eqscale.io_utils import atomic_write_text
 
-LR_RULE = Path("results/lr/rule.json")
 
 
 def fmt_number(value: float | None) -> str:
@@ -330,27 +329,36 @@ def cell_lines(t: StudyTable, target: float | None) -> list[str]:
 # ---------------------------------------------------------------- learning-rate stage
 
 
-def lr_lines(path: Path) -> list[str]:
-    """The learning-rate sweep and its fitted rule from rule.json, or 'not run'."""
-    if not path.is_file():
-        return [f"Not run ({path} does not exist): every cell used the configured learning rate."]
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        return [f"{path} could not be read: {err}"]
-    if not isinstance(doc, dict):
-        return [f"{path} holds a {type(doc).__name__}, expected an object with 'rule' and 'sweep'"]
-    lines = [f"From {path}."]
-    rule = doc.get("rule")
-    if isinstance(rule, dict):
-        lines += ["", "Fitted rule:", ""] + [f"- {k}: {_plain(v)}" for k, v in rule.items()]
-    sweep = doc.get("sweep")
-    if isinstance(sweep, list) and sweep and all(isinstance(r, dict) for r in sweep):
-        keys = list(dict.fromkeys(k for r in sweep for k in r))
-        lines += ["", "Sweep:", ""] + table(keys, [[_plain(r.get(k, "-")) for k in keys] for r in sweep])
-    other = {k: v for k, v in doc.items() if k not in ("rule", "sweep")}
-    if other:
-        lines += [""] + [f"- {k}: {_plain(v)}" for k, v in other.items()]
+def lr_lines(paths: Sequence[Path]) -> list[str]:
+    """Each family's learning-rate sweep (rate -> validation loss per size), best rates and fitted rule."""
+    existing = [Path(p) for p in paths if Path(p).is_file()]
+    if not existing:
+        return ["Not run (lr_sweep.enabled is false): every cell used the configured learning rate of its family."]
+    lines: list[str] = []
+    for path in existing:
+        try:
+            doc = json.loads(path.read_text())
+            families = doc["families"]
+            if not isinstance(families, dict):
+                raise TypeError("'families' is not an object")
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+            lines += [f"{path} could not be read ({type(err).__name__}: {err}).", ""]
+            continue
+        for model, fam in sorted(families.items()):
+            try:
+                lines += [f"**{label(model)}** (from {path.as_posix()}): lr(N) = {fmt(fam['lr_ref'])} x "
+                          f"(N / {fmt(fam['params_ref'])})^-{fam['exponent']:.3f}"
+                          + ("" if fam.get("all_bracketed") else
+                             " -- a best rate sits at the edge of the sweep (widen lr_sweep.factors)"), ""]
+                rows = []
+                for size in fam["sizes"]:
+                    swept = ", ".join(f"{fmt(r['lr'])}: " + ("diverged" if r.get("diverged") or r["val_loss"] is None
+                                                             else fmt(r["val_loss"])) for r in size["runs"])
+                    rows.append([size["size"], f"{size['params']:,}", swept, fmt(size["best_lr"]),
+                                 "yes" if size["bracketed"] else "no (edge)"])
+                lines += table(["Size", "Parameters", "Rate: validation loss", "Best rate", "Bracketed"], rows) + [""]
+            except (KeyError, TypeError, ValueError) as err:
+                lines += [f"{path}: the {model} rule is malformed ({type(err).__name__}: {err}).", ""]
     return lines
 
 
@@ -378,7 +386,8 @@ def skipped_lines(fits: Fits) -> list[str]:
     return lines
 
 
-def render_report(summary: pd.DataFrame, fits: Fits, figures_dir: Path, out: Path, lr_rule: Path = LR_RULE) -> str:
+def render_report(summary: pd.DataFrame, fits: Fits, figures_dir: Path, out: Path,
+                  lr_rules: Sequence[Path] = ()) -> str:
     """The report's markdown text."""
     doc = fits.findings
     settings = doc.settings if doc is not None else None
@@ -408,7 +417,7 @@ def render_report(summary: pd.DataFrame, fits: Fits, figures_dir: Path, out: Pat
     lines += ["", "## The compute frontier", ""] + frontier_lines(fits)
     lines += ["", "## Data efficiency (converged)", ""] + data_lines(fits)
     lines += ["", "## Noise and evaluation error", ""] + noise_lines(fits)
-    lines += ["", "## Learning-rate stage", ""] + lr_lines(lr_rule)
+    lines += ["", "## Learning-rate stage", ""] + lr_lines(lr_rules)
     lines += ["", "## Figures", ""]
     for name in FIGURE_NAMES:
         lines += figure_links(name, figures_dir, out)
@@ -439,8 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", type=Path, default=Path("results/summary.csv"))
     parser.add_argument("--fits-dir", type=Path, default=Path("results/fits"))
     parser.add_argument("--figures-dir", type=Path, default=Path("results/figures"))
-    parser.add_argument("--lr-rule", type=Path, default=LR_RULE,
-                        help="the learning-rate stage's rule.json (the report says 'not run' without it)")
+    parser.add_argument("--lr-rules", type=Path, nargs="*", default=[],
+                        help="each family's learning-rate rule (results/lr/<model>.json); 'not run' without them")
     parser.add_argument("--out", type=Path, default=Path("results/report.md"))
     args = parser.parse_args(argv)
     try:
@@ -450,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         fits = read_fits(args.fits_dir)
-        text = render_report(summary, fits, args.figures_dir, args.out, args.lr_rule)
+        text = render_report(summary, fits, args.figures_dir, args.out, args.lr_rules)
     except (FitsFileError, FitError) as err:
         print(f"eqscale report: error: {err}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ unbracketed, and the sweep should widen). Across sizes the rule is the power law
 
 which every `lr~auto` cell of the family reads. One rule per family: sizes spanning 100x or more in
 parameters do not share one best rate, and a single rate would bend the fitted scaling exponents.
-results/lr/rule.json records the sweep (every rate, its loss), the best rates and the rule.
+results/lr/<model>.json records the sweep (every rate, its loss), the best rates and the rule.
 """
 
 from __future__ import annotations
@@ -122,10 +122,10 @@ def read_rule(path: str | Path, model: str) -> Rule:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`eqscale lr-rule --cells DIR... --out results/lr/rule.json`: fit each family's learning-rate rule."""
+    """`eqscale lr-rule --cells DIR... --out results/lr/<model>.json`: fit each family's learning-rate rule."""
     parser = argparse.ArgumentParser(prog="eqscale lr-rule", description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", required=True, metavar="DIR", help="the sweep's cell directories")
-    parser.add_argument("--out", type=Path, default=Path("results/lr/rule.json"))
+    parser.add_argument("--out", type=Path, required=True, help="the family's rule file (results/lr/<model>.json)")
     args = parser.parse_args(argv)
     try:
         rules = rules_from_cells(args.cells)

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=Path, default=Path("results/tokens"), help="token shard directory")
     parser.add_argument("--device", default="auto", help="auto (a free GPU, else CPU), cpu, cuda or cuda:N")
     parser.add_argument("--lr-rule", type=Path, default=None,
-                        help="the learning-rate rule (results/lr/rule.json), read by lr~auto cells when lr_sweep is on")
+                        help="the learning-rate rule (results/lr/<model>.json), read by lr~auto cells when lr_sweep is on")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
