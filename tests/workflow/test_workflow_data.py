@@ -53,7 +53,9 @@ def test_paper_preset_builds_its_dag(tmp_path):
     jobs = planned_jobs(tmp_path, configfile=paper)
     expected = plan(validate_config(yaml.safe_load(paper.read_text())))
     assert sum(jobs.values()) == expected["total_jobs"] >= 300
-    assert jobs["train"] == expected["jobs"]["train"]
+    # the sweep's runs are jobs of the train rule; plan counts them apart
+    assert jobs["train"] == expected["jobs"]["train"] + expected["jobs"]["train_lr_sweep"] > expected["jobs"]["train"]
+    assert jobs["lr_rule"] == expected["jobs"]["lr_rule"] == 2
 
 
 def test_a_preset_replaces_config_yaml(tmp_path):
