@@ -84,7 +84,7 @@ rule report:
         "results/report.md",
     params:
         code=code("report"),
-        lr_rules=expand(LR_RULE, model=SWEPT) or "none",
+        lr_rules=expand(LR_RULE, model=SWEPT),
     log:
         "results/logs/report.log",
     benchmark:

@@ -44,7 +44,6 @@ from eqscale.cells import ARMS
 from eqscale.io_utils import atomic_write_text
 
 
-
 def fmt_number(value: float | None) -> str:
     """Three significant digits, scientific notation for very small or large values."""
     return fmt(value)
@@ -360,16 +359,6 @@ def lr_lines(paths: Sequence[Path]) -> list[str]:
             except (KeyError, TypeError, ValueError) as err:
                 lines += [f"{path}: the {model} rule is malformed ({type(err).__name__}: {err}).", ""]
     return lines
-
-
-def _plain(v: Any) -> str:
-    if isinstance(v, float):
-        return fmt(v)
-    if isinstance(v, dict):
-        return ", ".join(f"{k} = {_plain(x)}" for k, x in v.items())
-    if isinstance(v, list):
-        return ", ".join(_plain(x) for x in v)
-    return str(v)
 
 
 # ---------------------------------------------------------------- the document
