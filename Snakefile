@@ -2,6 +2,7 @@
 #   snakemake --cores all                                 the default study (config.yaml)
 #   snakemake --cores all --configfile presets/tiny.yaml  a few minutes, what the tests run
 #   snakemake --profile profiles/slurm --configfile presets/paper.yaml   the paper's scale
+#   snakemake --cores all --configfile presets/forcefield.yaml   the force-field study (study: forcefield)
 import os
 
 from snakemake.exceptions import WorkflowError
@@ -25,6 +26,7 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/data_forcefield.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 

@@ -77,8 +77,13 @@ def test_min_steps_drops_too_large_models_but_not_whole_budgets():
 
 
 def test_budget_below_one_step_names_the_cell():
-    config = grid_config(scaling_budgets=[1e8])
-    with pytest.raises(GridError, match=r"grid cell gatr/size~xxs/budget~1e08/.*: budget 1e\+08 FLOPs is less than one optimizer step"):
+    # a scaling budget below one step of every size leaves its line empty: named with the key
+    with pytest.raises(GridError, match=r"grid.scaling_budgets: budget 1e\+08 gives every gatr size fewer than"):
+        build_grid(grid_config(scaling_budgets=[1e8]), fake_flops)
+    # a data-efficiency cell is planned on its own: below one step names the cell
+    config = grid_config(scaling_budgets=[1e12], min_steps=1,
+                         data_efficiency={"budget": 1e8, "arms": ["gatr"], "fractions": [1.0], "converge": False})
+    with pytest.raises(GridError, match=r"grid cell gatr/size~xs/budget~1e08/.*: budget 1e\+08 FLOPs is less than one optimizer step"):
         build_grid(config, fake_flops)
 
 

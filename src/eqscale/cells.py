@@ -1,9 +1,12 @@
 """A cell of the study, its arm and its path: the one home every producer and consumer takes them from.
 
-A cell is one training run: (model family, size, how long it trains, data fraction, augmentation,
+A cell is one training run: (model family, size, how long it trains, data fraction, symmetry arm,
 learning rate, seed). Its run directory is `results/runs/<cell.id>`, where
 
-    cell.id = <model>/size~<size>/<stop>~<budget>/data~<fraction>/aug~<0|1>/lr~<lr>/seed~<seed>
+    cell.id = <model>/size~<size>/<stop>~<budget>/data~<fraction>/aug~<0|1|sym>/lr~<lr>/seed~<seed>
+
+* aug: 0 plain, 1 trained with data augmentation, sym: trained with the symmetry loss (the
+  force-field study's `mpnn+sym` arm);
 
 * stop: `budget` trains for exactly the compute budget (the scaling grid's IsoFLOP lines);
   `converge` trains until the validation loss stops improving, the budget being the cap (the
@@ -17,8 +20,9 @@ and `WILDCARD_CONSTRAINTS`. The number of optimizer steps is not part of a cell'
 follows from the budget and the FLOPs of a step (`eqscale.grid`), and run.json records the steps
 a run really took.
 
-Arms group cells for the analysis: the model, plus "+aug" when trained with data augmentation.
-`ARMS` declares each arm once, with how figures draw it.
+Arms group cells for the analysis: the model, plus "+aug" when trained with data augmentation or
+"+sym" with the symmetry loss. `ARMS` declares each arm once, with how figures draw it. Two
+studies share these cells: `STUDY_MODELS` says which families each trains.
 
 This module imports nothing heavy (no torch, no pandas): the Snakefile, the analysis and the
 stages all read it.
@@ -30,8 +34,22 @@ import math
 import re
 from dataclasses import dataclass, field
 
-MODELS = ("gatr", "transformer")  # model families of the rigid-body study
-MODEL_MODULES = {"gatr": "eqscale.models.gatr", "transformer": "eqscale.models.transformer"}  # where each is defined
+RIGID, FORCEFIELD = "rigid", "forcefield"  # the studies (config key `study`)
+STUDY_MODELS = {
+    RIGID: ("gatr", "transformer"),  # Brehmer et al. 2024
+    FORCEFIELD: ("mpnn", "invariant", "egnn", "tensor2", "tensor4"),  # Ngo & Ravanbakhsh 2025, the symmetry staircase
+}
+MODELS = tuple(m for models in STUDY_MODELS.values() for m in models)
+# where each family is defined (tensor2 and tensor4 share one module: editing it reruns both)
+MODEL_MODULES = {"gatr": "eqscale.models.gatr", "transformer": "eqscale.models.transformer",
+                 "mpnn": "eqscale.forcefield.models.mpnn", "invariant": "eqscale.forcefield.models.invariant",
+                 "egnn": "eqscale.forcefield.models.egnn", "tensor2": "eqscale.forcefield.models.tensor",
+                 "tensor4": "eqscale.forcefield.models.tensor"}
+
+
+def study_of(model: str) -> str:
+    """The study a model family belongs to."""
+    return next(study for study, models in STUDY_MODELS.items() if model in models)
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,7 @@ class Arm:
     label: str  # legend and report label
     colour: str  # colour-blind-safe palette (Okabe-Ito)
     marker: str
+    symmetry_loss: bool = False
 
 
 ARMS: dict[str, Arm] = {a.name: a for a in (
@@ -51,17 +70,25 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("transformer", "transformer", False, "Transformer", "#D55E00", "s"),
     Arm("transformer+aug", "transformer", True, "Transformer + aug.", "#CC79A7", "^"),
     Arm("gatr+aug", "gatr", True, "GATr + aug.", "#009E73", "D"),
+    # the force-field staircase, in order of symmetry (Okabe-Ito again: the studies never share a figure)
+    Arm("mpnn", "mpnn", False, "MPNN", "#D55E00", "s"),
+    Arm("mpnn+aug", "mpnn", True, "MPNN + aug.", "#CC79A7", "^"),
+    Arm("mpnn+sym", "mpnn", False, "MPNN + sym. loss", "#E69F00", "v", symmetry_loss=True),
+    Arm("invariant", "invariant", False, "Invariant (angles)", "#56B4E9", "P"),
+    Arm("egnn", "egnn", False, "EGNN", "#009E73", "D"),
+    Arm("tensor2", "tensor2", False, "Tensor l<=2", "#0072B2", "o"),
+    Arm("tensor4", "tensor4", False, "Tensor l<=4", "#000000", "h"),
 )}
-REFERENCE_ARM = "gatr"  # comparisons are "other arm vs GATr"
+REFERENCE_ARM = "gatr"  # rigid study: comparisons are "other arm vs GATr" (each findings module names its own)
 
 
-def arm_name(model: str, augment: bool) -> str:
-    """The arm of a model trained with or without augmentation ('transformer+aug')."""
-    return model + ("+aug" if augment else "")
+def arm_name(model: str, augment: bool, symmetry_loss: bool = False) -> str:
+    """The arm of a model trained plain, with augmentation ('transformer+aug') or the symmetry loss ('mpnn+sym')."""
+    return model + ("+aug" if augment else "+sym" if symmetry_loss else "")
 
 
 def parse_arm(name: str) -> tuple[str, bool]:
-    """(model, augment) of an arm name; ValueError for an unknown model."""
+    """(model, augment) of a plain or '+aug' arm name; ValueError for an unknown model."""
     model, augment = name.removesuffix("+aug"), name.endswith("+aug")
     if model not in MODELS:
         raise ValueError(f"unknown arm {name!r} (models: {', '.join(MODELS)}; add '+aug' for augmentation)")
@@ -86,7 +113,7 @@ def format_lr(lr: float | None) -> str:
 BUDGET, CONVERGE = "budget", "converge"
 PATH_PATTERN = "{model}/size~{size}/{stop}~{budget}/data~{data}/aug~{aug}/lr~{lr}/seed~{seed}"
 WILDCARD_CONSTRAINTS = {"model": "|".join(MODELS), "size": r"[A-Za-z0-9_.-]+", "stop": f"{BUDGET}|{CONVERGE}",
-                        "budget": r"[0-9.e-]+", "data": r"[0-9.e-]+", "aug": "[01]", "lr": r"auto|[0-9.e-]+",
+                        "budget": r"[0-9.e-]+", "data": r"[0-9.e-]+", "aug": "[01]|sym", "lr": r"auto|[0-9.e-]+",
                         "seed": r"\d+"}
 RUNS_DIR = "results/runs"
 _CELL_RE = re.compile("(?:^|/)" + PATH_PATTERN.format(**{k: f"(?P<{k}>{v})" for k, v in WILDCARD_CONSTRAINTS.items()})
@@ -114,6 +141,7 @@ class Cell:
     seed: int
     converge: bool = False  # train until the validation loss stops improving (the budget caps it)
     lr: float | None = None  # None: the study's learning rate for this family and size
+    symmetry_loss: bool = False  # trained with the symmetry loss (force-field mpnn+sym arm)
     steps: int | None = field(default=None, compare=False, hash=False)
     flops_per_step: float | None = field(default=None, compare=False, hash=False)
     designs: frozenset[str] = field(default=frozenset(), compare=False, hash=False)
@@ -129,6 +157,8 @@ class Cell:
             raise CellError(f"data fraction {self.data_fraction!r} is outside (0, 1]")
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise CellError(f"seed {self.seed!r} is not a non-negative integer")
+        if self.augment and self.symmetry_loss:
+            raise CellError("a cell trains with augmentation or with the symmetry loss, not both")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise CellError(f"learning rate {self.lr!r} is not a positive finite number")
         # the path rounds to 6 significant digits: keep only what the path can say, so a cell and
@@ -140,15 +170,16 @@ class Cell:
 
     @property
     def arm(self) -> str:
-        """Model plus '+aug' when trained with augmentation (the analysis groups by arm)."""
-        return arm_name(self.model, self.augment)
+        """Model plus '+aug' (augmentation) or '+sym' (symmetry loss): the analysis groups by arm."""
+        return arm_name(self.model, self.augment, self.symmetry_loss)
 
     @property
     def wildcards(self) -> dict[str, str]:
         """The Snakemake wildcards of this cell (the fields of `PATH_PATTERN`)."""
         return {"model": self.model, "size": self.size, "stop": CONVERGE if self.converge else BUDGET,
                 "budget": format_budget(self.budget), "data": format_fraction(self.data_fraction),
-                "aug": str(int(self.augment)), "lr": format_lr(self.lr), "seed": str(self.seed)}
+                "aug": "sym" if self.symmetry_loss else str(int(self.augment)), "lr": format_lr(self.lr),
+                "seed": str(self.seed)}
 
     @property
     def id(self) -> str:
@@ -163,7 +194,8 @@ class Cell:
     def as_record(self) -> dict:
         """The cell as plain JSON values (what run.json and eval.json record under "cell")."""
         return {"model": self.model, "size": self.size, "budget": self.budget, "data_fraction": self.data_fraction,
-                "augment": self.augment, "seed": self.seed, "converge": self.converge, "lr": self.lr}
+                "augment": self.augment, "seed": self.seed, "converge": self.converge, "lr": self.lr,
+                "symmetry_loss": self.symmetry_loss}
 
     @classmethod
     def from_record(cls, record: dict) -> Cell:
@@ -173,7 +205,7 @@ class Cell:
             return cls(model=record["model"], size=str(record["size"]), budget=float(record["budget"]),
                        data_fraction=float(record["data_fraction"]), augment=bool(record["augment"]),
                        seed=int(record["seed"]), converge=bool(record["converge"]),
-                       lr=None if lr is None else float(lr))
+                       lr=None if lr is None else float(lr), symmetry_loss=bool(record.get("symmetry_loss", False)))
         except KeyError as err:
             raise CellError(f"cell record lacks {err.args[0]!r}") from None
         except (TypeError, ValueError) as err:
@@ -185,7 +217,8 @@ class Cell:
         return cls(model=wildcards["model"], size=wildcards["size"], budget=float(wildcards["budget"]),
                    data_fraction=float(wildcards["data"]), augment=wildcards["aug"] == "1",
                    seed=int(wildcards["seed"]), converge=wildcards["stop"] == CONVERGE,
-                   lr=None if wildcards["lr"] == "auto" else float(wildcards["lr"]))
+                   lr=None if wildcards["lr"] == "auto" else float(wildcards["lr"]),
+                   symmetry_loss=wildcards["aug"] == "sym")
 
     @classmethod
     def from_dir(cls, path) -> Cell:

@@ -132,6 +132,42 @@ def _semantic_checks(config: dict) -> None:
                           f"need: {too_small}; use at least {max(too_small.values())} or drop them from assets.shapes")
 
 
+def _forcefield_checks(config: dict) -> None:
+    mol, ff = config["molecules"], config["forcefield"]
+    if mol["val_fraction"] + mol["test_fraction"] >= 1.0:
+        total = mol["val_fraction"] + mol["test_fraction"]
+        raise ConfigError(f"config key molecules.test_fraction: val_fraction + test_fraction = {total} leaves no "
+                          "training molecules; keep the sum below 1")
+    if len(set(mol["temperatures"])) != len(mol["temperatures"]):
+        raise ConfigError(f"config key molecules.temperatures: {mol['temperatures']} repeats a temperature")
+    if mol["num_molecules"] is not None and mol["num_shards"] > mol["num_molecules"]:
+        raise ConfigError(f"config key molecules.num_shards: {mol['num_shards']} shards for "
+                          f"{mol['num_molecules']} molecules would leave a shard empty")
+    if ff["angle_cutoff"] > ff["cutoff"]:
+        raise ConfigError(f"config key forcefield.angle_cutoff: {ff['angle_cutoff']} is above forcefield.cutoff "
+                          f"({ff['cutoff']}); angles are formed from edges of the radius graph")
+
+
+def _study_checks(config: dict) -> None:
+    """The grid names only the study's families; what one study has and the other lacks is refused by key."""
+    from eqscale.cells import STUDY_MODELS, study_of
+
+    study, grid = config["study"], config["grid"]
+    for model, spec in grid["scaling"].items():
+        if model not in STUDY_MODELS[study]:
+            raise ConfigError(f"config key grid.scaling.{model}: {model} is a family of the {study_of(model)} study, "
+                              f"this config runs study: {study} (its families: {', '.join(STUDY_MODELS[study])})")
+        if spec["symmetry_arms"] and study != "forcefield":
+            raise ConfigError(f"config key grid.scaling.{model}.symmetry_arms: symmetry arms belong to the "
+                              "force-field study (the rigid study's augmentation is grid.scaling.<model>.augment)")
+        if spec["augment"] and spec["symmetry_arms"]:
+            raise ConfigError(f"config key grid.scaling.{model}.augment: with symmetry_arms the plain cells stay "
+                              "plain and each arm is listed there; set augment: false")
+    if study == "forcefield" and config["lr_sweep"]["enabled"]:
+        raise ConfigError("config key lr_sweep.enabled: the force-field study sets each size's rate by "
+                          "forcefield.lr and forcefield.lr_width_exponent; the sweep belongs to the rigid study")
+
+
 def validate_config(config: dict | None) -> dict:
     """Return a validated deep copy of `config` with every default filled in; raise ConfigError."""
     config = copy.deepcopy(config) if config is not None else {}
@@ -147,6 +183,8 @@ def validate_config(config: dict | None) -> dict:
         lines = [f"  {_key_of(e)}: {_reason_of(e)}" for e in errors]
         raise ConfigError("invalid config:\n" + "\n".join(lines))
     _semantic_checks(config)
+    _forcefield_checks(config)
+    _study_checks(config)
     return config
 
 

@@ -6,7 +6,12 @@ Two designs make the study, both crossed with the seeds:
   per budget centred on its optimum); each cell trains for its budget divided by the FLOPs of one
   optimizer step of its size, so every budget is an IsoFLOP line;
 * the data-efficiency grid: data fractions x arms (transformer, transformer + augmentation, GATr)
-  at one fixed budget.
+  at one fixed budget (rigid study).
+
+The force-field study (config `study: forcefield`) plans only the scaling grid, with each family's
+`symmetry_arms` (mpnn + augmentation, mpnn + symmetry loss) as further cells beside every plain one
+on the same ladders. It trains one epoch, so a budget fixes the data: the plan checks the training
+split the config labels holds the configurations each cell needs (eqscale.forcefield.plan).
 
 A cell that both designs (or a repeated config entry) produce runs once and records both designs.
 Cells and their paths live in `eqscale.cells`; this module decides which cells exist and plans
@@ -25,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from eqscale.cells import Cell, CellError, format_budget, format_fraction, parse_arm
+from eqscale.cells import FORCEFIELD, Cell, CellError, format_budget, format_fraction, parse_arm, study_of
 from eqscale.config import ConfigError
 from eqscale.models.counts import BatchStructure, expected_structure, step_flops
 from eqscale.shape_catalog import nominal_faces
@@ -61,21 +66,46 @@ def nominal_flops_per_step(model: str, size: str, config: dict, flops_per_step: 
     return float((flops_per_step or _analytic_flops)(model, size, nominal_structure(config)))
 
 
-def plan_cell(cell: Cell, config: dict, flops_per_step: FlopsPerStep | None = None) -> Cell:
-    """The cell with its planned FLOPs per step and steps (budget // FLOPs per step); GridError if below one step."""
+def _forcefield_flops_per_step(cell: Cell, config: dict) -> float:
+    """Planned FLOPs of a force-field step; GridError when one epoch of the training split cannot spend the budget."""
+    from eqscale.forcefield import plan
+
+    per_config = plan.flops_per_configuration(cell.model, cell.size, config, cell.symmetry_loss)
+    pool = plan.training_pool(config)
+    needed = cell.budget / per_config
+    if needed > plan.HEADROOM * pool.configurations:
+        raise GridError(
+            f"grid cell {cell.id}: one epoch (paper 2 trains each configuration once) of {cell.model} size {cell.size} "
+            f"needs {needed:,.0f} training configurations for {cell.budget:.3g} FLOPs, the config labels about "
+            f"{pool.configurations:,} ({pool.molecules} training molecules; {plan.HEADROOM:.0%} usable, as real batches "
+            "differ from the plan's reference); label more (molecules.num_molecules, conformers, temperatures, "
+            "configurations_per_run) or lower the budget")
+    return per_config * config["forcefield"]["batch_size"]
+
+
+def plan_cell(cell: Cell, config: dict, flops_per_step: FlopsPerStep | None = None, *, allow_short: bool = False
+              ) -> Cell:
+    """The cell with its planned FLOPs per step and steps (budget // FLOPs per step); GridError if below one step.
+
+    allow_short: return a cell of 0 steps instead (the scaling grid leaves such cells off their line).
+    """
     where = f"grid cell {cell.id}"
     try:
-        per_step = nominal_flops_per_step(cell.model, cell.size, config, flops_per_step)
+        if study_of(cell.model) == FORCEFIELD:
+            per_step = _forcefield_flops_per_step(cell, config)
+        else:
+            per_step = nominal_flops_per_step(cell.model, cell.size, config, flops_per_step)
     except KeyError as err:
         raise GridError(f"{where}: {err.args[0] if err.args else err}") from None
     steps = steps_for_budget(cell.budget, per_step)
     if steps > MAX_STEPS:
         raise GridError(f"{where}: budget {cell.budget:.3g} FLOPs gives {steps:.3g} optimizer steps of {cell.model} size "
                         f"{cell.size} ({per_step:.3g} FLOPs each), more than {MAX_STEPS:.0e}; lower the budget")
-    if steps < 1:
+    if steps < 1 and not allow_short:
+        batch = (f"{config['forcefield']['batch_size']} configurations" if study_of(cell.model) == FORCEFIELD
+                 else f"{config['training']['batch_size']} scenes")
         raise GridError(f"{where}: budget {cell.budget:.3g} FLOPs is less than one optimizer step of {cell.model} size "
-                        f"{cell.size} ({per_step:.3g} FLOPs on an expected batch of {config['training']['batch_size']} "
-                        "scenes); raise the budget")
+                        f"{cell.size} ({per_step:.3g} FLOPs on an expected batch of {batch}); raise the budget")
     return replace(cell, steps=steps, flops_per_step=per_step)
 
 
@@ -131,29 +161,37 @@ def build_grid(config: dict, flops_per_step: FlopsPerStep | None = None) -> list
         cells[cell] = replace(known if known is not None else cell,
                               designs=(known.designs if known is not None else frozenset()) | {design})
 
-    def make(where: str, **fields) -> Cell:
+    def make(where: str, allow_short: bool = False, **fields) -> Cell:
         try:
-            return plan_cell(Cell(**fields), config, flops_per_step)
+            return plan_cell(Cell(**fields), config, flops_per_step, allow_short=allow_short)
         except CellError as err:
             raise GridError(f"{where}: {err}") from None
 
     replicated = set(grid["replicates"]["budgets"])
     for model, spec in grid["scaling"].items():
+        # the plain arm, then each symmetry arm on the same ladders (force-field mpnn: augmentation, symmetry loss)
+        arms = [{"augment": spec["augment"]}] + [{"augment": arm == "augment", "symmetry_loss": arm == "symmetry_loss"}
+                                                 for arm in spec["symmetry_arms"]]
         for budget in grid["scaling_budgets"]:
             seeds = list(grid["seeds"]) + [s for s in grid["replicates"]["seeds"] if budget in replicated]
             kept = 0
             for size in ladder(grid, model, budget):
                 where = f"grid cell {model}/size~{size} at budget {budget:.3g}"
-                planned = [make(where, model=model, size=size, budget=budget, data_fraction=1.0,
-                                augment=spec["augment"], seed=seed) for seed in dict.fromkeys(seeds)]
-                if planned[0].steps < grid["min_steps"]:
-                    continue  # too large a model for this budget: not a useful point on its IsoFLOP line
-                kept += 1
-                for cell in planned:
-                    add(cell, SCALING)
+                for arm in arms:
+                    planned = [make(where, allow_short=True, model=model, size=size, budget=budget, data_fraction=1.0,
+                                    seed=seed, **arm) for seed in dict.fromkeys(seeds)]
+                    if planned[0].steps < grid["min_steps"]:
+                        continue  # too large a model for this budget: not a useful point on its IsoFLOP line
+                    kept += 1
+                    for cell in planned:
+                        add(cell, SCALING)
             if kept == 0:
                 raise GridError(f"grid.scaling_budgets: budget {budget:.3g} gives every {model} size fewer than "
                                 f"grid.min_steps={grid['min_steps']} steps; raise the budget or add smaller sizes")
+    if config["study"] == FORCEFIELD:
+        # one epoch: data seen follows from compute, so there is no data-fraction design, and rates follow
+        # forcefield.lr with its width rule (no sweep)
+        return sorted(cells.values(), key=lambda c: (c.model, c.dir))
     data = grid["data_efficiency"]
     for arm in data["arms"]:
         model, augment = parse_arm(arm)

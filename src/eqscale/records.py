@@ -69,7 +69,7 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class EvalRecord:
-    """eval.json: the test metrics of one cell's final weights."""
+    """eval.json: the test metrics of one cell's final weights (test_mse: the study's test loss, see below)."""
 
     cell: Cell
     model_sha256: str  # the weights evaluated (must equal run.json's)
@@ -88,6 +88,11 @@ class EvalRecord:
     const_velocity_mse_free: float = math.nan
     samples_file: str | None = None  # per-sample losses beside eval.json
     diverged: bool = False
+    # the force-field study: test_mse then holds its test loss (energy error per atom + force L2 error per atom, eV)
+    # and const_velocity_mse the zero predictor's; these are its parts (NaN in the rigid study)
+    energy_mae: float = math.nan  # eV per atom, mean over configurations of |E - E_ref| / atoms
+    force_mae: float = math.nan  # eV/A, mean over force components
+    force_l2: float = math.nan  # eV/A, mean over atoms of |F - F_ref|
 
 
 _TYPES = {RunRecord: (RUN_FORMAT, RUN_NAME), EvalRecord: (EVAL_FORMAT, EVAL_NAME)}

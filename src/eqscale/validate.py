@@ -6,7 +6,8 @@
 * the schema and the cross-key rules of `eqscale.config.validate_config` (types, whole numbers for
   counts, finite numbers, ranges, upper bounds with their reasons, horizon within the frames);
 * the splits: the split rule applied to every planned trajectory must leave the train and test
-  splits (and the validation split, when asked for) non-empty;
+  splits (and the validation split, when asked for) non-empty; in the force-field study, every
+  element of the held-out molecules must occur in a training molecule (reference energies);
 * the grid (`eqscale.grid.build_grid`): every cell buildable and distinct, steps within bounds.
 """
 
@@ -56,7 +57,12 @@ def check_splits(config: dict) -> None:
 def check_study(config: dict | None) -> tuple[dict, list[Cell]]:
     """The validated config (defaults filled in) and its planned cells; ConfigError/GridError naming the key or cell."""
     config = validate_config(config)
-    check_splits(config)
+    if config["study"] == "forcefield":
+        from eqscale.forcefield.plan import check_pool
+
+        check_pool(config)
+    else:
+        check_splits(config)
     return config, build_grid(config)
 
 

@@ -32,7 +32,7 @@ rule fit:
         [f"results/fits/{name}.json" for name in FIT_FILES],
     params:
         code=code("fit"),
-        settings=config_slice("analysis", "evaluation"),
+        settings=config_slice("analysis", "evaluation", "study"),
     log:
         "results/logs/fit.log",
     benchmark:

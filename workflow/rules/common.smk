@@ -42,8 +42,23 @@ def code(stage, model=None):
     """Digest of the source files `eqscale <stage>` runs (its module and everything it imports; for a model's
     cell only that model's family). As a parameter, editing that code reruns exactly the jobs that run it; a
     touched file or a moved clone reruns nothing (see eqscale.sources)."""
-    others = tuple(module for name, module in MODEL_MODULES.items() if name != model) if model else ()
+    others = tuple(module for name, module in MODEL_MODULES.items()
+                   if name != model and module != MODEL_MODULES[model]) if model else ()
     return sources_digest(STAGES[stage][0], without=others, package_dir=SOURCE_DIR)
+
+
+# The study this config runs: its data stages, and the stages that train and evaluate one of its cells.
+STUDY_KIND = config["study"]
+FORCEFIELD = STUDY_KIND == "forcefield"
+DATA_READY = "results/molecules/stats.json" if FORCEFIELD else "results/tokens/stats.json"  # stands for the data
+TRAIN_STAGE, EVALUATE_STAGE = ("ff-train", "ff-evaluate") if FORCEFIELD else ("train", "evaluate")
+
+
+def molecule_configurations():
+    """Configurations the force-field study labels (every split)."""
+    from eqscale.forcefield.plan import training_pool
+
+    return training_pool(config).labelled
 
 
 def config_slice(*sections):

@@ -21,9 +21,32 @@ rule lr_rule:
         "eqscale lr-rule --cells {params.cells} --out {output} > {log} 2>&1"
 
 
+def train_config(wildcards):
+    """The config a cell's training reads (as params: a change to it reruns the cell, nothing else does)."""
+    runtime_free = {k: v for k, v in config["training"].items() if k not in RUNTIME_KEYS}
+    if FORCEFIELD:
+        ff = config["forcefield"]
+        return json.dumps({"seed": config["seed"], "molecules": config["molecules"],
+                           "forcefield": {**ff, "lr": {wildcards.model: ff["lr"][wildcards.model]}},
+                           "training": {"log_every": runtime_free["log_every"]}}, sort_keys=True)
+    return json.dumps({"seed": config["seed"], "tokens": config["tokens"],
+                       "assets": {"max_faces": config["assets"]["max_faces"]},
+                       "simulation": {k: config["simulation"][k] for k in ("min_objects", "max_objects")},
+                       "lr_sweep": {"enabled": config["lr_sweep"]["enabled"]},
+                       "training": {**runtime_free, "lr": {wildcards.model: config["training"]["lr"][wildcards.model]}}},
+                      sort_keys=True)
+
+
+def train_data_arguments(wildcards):
+    """Where a cell's training data (and, when the sweep is on, its learning-rate rule) are."""
+    if FORCEFIELD:
+        return "--molecules results/molecules"
+    return f"--tokens results/tokens --lr-rule {lr_rule_path(wildcards)}"
+
+
 rule train:
     input:
-        tokens="results/tokens/stats.json",
+        data=DATA_READY,
         lr_rule=lr_rule_input,
     output:
         run=f"{CELL_PATTERN}/run.json",
@@ -32,16 +55,10 @@ rule train:
     wildcard_constraints:
         **WILDCARD_CONSTRAINTS,
     params:
-        code=lambda w: code("train", model=w.model),
-        cfg=lambda w: json.dumps({"seed": config["seed"], "tokens": config["tokens"],
-                                  "assets": {"max_faces": config["assets"]["max_faces"]},
-                                  "simulation": {k: config["simulation"][k] for k in ("min_objects", "max_objects")},
-                                  "lr_sweep": {"enabled": config["lr_sweep"]["enabled"]},
-                                  "training": {**{k: v for k, v in config["training"].items() if k not in RUNTIME_KEYS},
-                                               "lr": {w.model: config["training"]["lr"][w.model]}}},
-                                 sort_keys=True),
+        code=lambda w: code(TRAIN_STAGE, model=w.model),
+        cfg=train_config,
         cell=lambda w: cell_of(w).dir,
-        lr_rule=lr_rule_path,
+        data=train_data_arguments,
     log:
         f"results/logs/train/{PATH_PATTERN}.log",
     benchmark:
@@ -55,24 +72,25 @@ rule train:
     conda:
         "../../envs/eqscale.yaml"
     shell:
-        "eqscale train --config-json {params.cfg:q} --threads {threads} --num-workers {resources.loader_workers} "
-        "--checkpoint-every-s {resources.checkpoint_ms}e-3 --cell-dir {params.cell} "
-        "--tokens results/tokens --lr-rule {params.lr_rule} > {log} 2>&1"
+        "eqscale {TRAIN_STAGE} --config-json {params.cfg:q} --threads {threads} "
+        "--num-workers {resources.loader_workers} --checkpoint-every-s {resources.checkpoint_ms}e-3 "
+        "--cell-dir {params.cell} {params.data} > {log} 2>&1"
 
 
 rule evaluate:
     input:
         run=f"{CELL_PATTERN}/run.json",
         model=f"{CELL_PATTERN}/model.pt",
-        tokens="results/tokens/stats.json",
+        data=DATA_READY,
     output:
         f"{CELL_PATTERN}/eval.json",
     wildcard_constraints:
         **WILDCARD_CONSTRAINTS,
     params:
-        code=lambda w: code("evaluate", model=w.model),
-        cfg=lambda w: json.dumps({"seed": config["seed"], "tokens": config["tokens"],
-                                  "evaluation": config["evaluation"]}, sort_keys=True),
+        code=lambda w: code(EVALUATE_STAGE, model=w.model),
+        cfg=config_slice("seed", "molecules", "forcefield", "evaluation") if FORCEFIELD
+        else config_slice("seed", "tokens", "evaluation"),
+        data="--molecules results/molecules" if FORCEFIELD else "--tokens results/tokens",
         cell=lambda w: cell_of(w).dir,
     log:
         f"results/logs/evaluate/{PATH_PATTERN}.log",
@@ -86,5 +104,5 @@ rule evaluate:
     conda:
         "../../envs/eqscale.yaml"
     shell:
-        "eqscale evaluate --config-json {params.cfg:q} --threads {threads} --cell-dir {params.cell} "
-        "--tokens results/tokens > {log} 2>&1"
+        "eqscale {EVALUATE_STAGE} --config-json {params.cfg:q} --threads {threads} --cell-dir {params.cell} "
+        "{params.data} > {log} 2>&1"

@@ -41,7 +41,8 @@ COLUMNS = ("cell", "run_dir", "model", "arm", "size", "params", "seed", "augment
            "data_fraction", "num_train_trajectories", "epochs", "best_step", "stopped_early", "lr", "batch_size",
            "diverged", "test_mse", "test_mse_se", "test_mse_lo", "test_mse_hi", "n_test_samples",
            "const_velocity_mse", "cv_ratio", "test_mse_contact", "test_mse_free", "cv_ratio_contact",
-           "cv_ratio_free", "equivariance_error", "wall_time_s", "eval_wall_time_s", "device")
+           "cv_ratio_free", "equivariance_error", "wall_time_s", "eval_wall_time_s", "device", "symmetry_loss",
+           "energy_mae", "force_mae", "force_l2")
 SCALING, DATA_EFFICIENCY = "scaling", "data_efficiency"
 
 
@@ -75,7 +76,8 @@ def summary_row(run: RunRecord, ev: EvalRecord, run_dir: str, designs: Iterable[
         "cv_ratio_contact": _ratio(ev.test_mse_contact, ev.const_velocity_mse_contact),
         "cv_ratio_free": _ratio(ev.test_mse_free, ev.const_velocity_mse_free),
         "equivariance_error": ev.equivariance_error, "wall_time_s": run.wall_time_s,
-        "eval_wall_time_s": ev.wall_time_s, "device": run.device,
+        "eval_wall_time_s": ev.wall_time_s, "device": run.device, "symmetry_loss": cell.symmetry_loss,
+        "energy_mae": ev.energy_mae, "force_mae": ev.force_mae, "force_l2": ev.force_l2,
     }
 
 

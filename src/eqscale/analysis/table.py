@@ -29,13 +29,13 @@ CONTRACT_COLUMNS = (
     "num_train_trajectories", "epochs", "best_step", "stopped_early", "lr", "batch_size", "diverged", "test_mse",
     "test_mse_se", "test_mse_lo", "test_mse_hi", "n_test_samples", "const_velocity_mse", "cv_ratio",
     "test_mse_contact", "test_mse_free", "cv_ratio_contact", "cv_ratio_free", "equivariance_error", "wall_time_s",
-    "eval_wall_time_s", "device")
+    "eval_wall_time_s", "device", "symmetry_loss", "energy_mae", "force_mae", "force_l2")
 NUMERIC_COLUMNS = ("params", "steps", "flops", "flops_attention", "flops_per_step_nominal", "budget", "data_fraction",
                    "num_train_trajectories", "epochs", "best_step", "test_mse", "test_mse_se", "test_mse_lo",
                    "test_mse_hi", "n_test_samples", "const_velocity_mse", "cv_ratio", "test_mse_contact",
                    "test_mse_free", "cv_ratio_contact", "cv_ratio_free", "wall_time_s", "eval_wall_time_s", "seed",
-                   "lr", "batch_size", "tokens", "equivariance_error")
-BOOL_COLUMNS = ("in_scaling", "in_data_efficiency", "diverged", "stopped_early", "augment")
+                   "lr", "batch_size", "tokens", "equivariance_error", "energy_mae", "force_mae", "force_l2")
+BOOL_COLUMNS = ("in_scaling", "in_data_efficiency", "diverged", "stopped_early", "augment", "symmetry_loss")
 DIVERGED_CV_RATIO = 1.0
 
 

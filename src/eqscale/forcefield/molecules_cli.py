@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eqscale.config import ConfigError, config_hash
-from eqscale.forcefield.config import add_config_arguments, config_from_args
+from eqscale.config import ConfigError, add_config_arguments, config_from_args, config_hash
 from eqscale.forcefield.labels import (METHOD, PROGRAM, UNITS, LabelSettings, label_molecule, openmp_max_threads,
                                        single_thread_openmp)
 from eqscale.forcefield.molecules import (MoleculeListError, file_sha256, load_molecule_list, select_molecules,
