@@ -23,12 +23,24 @@ from pathlib import Path
 
 import numpy as np
 
+from eqscale.cells import FORCEFIELD, study_of
 from eqscale.config import ConfigError, add_config_arguments, config_from_args, default_configfile
 from eqscale.grid import SCALING, nominal_structure, sweep_cells
-from eqscale.models.counts import BatchStructure, num_params, peak_memory_bytes
+from eqscale.models.counts import BatchStructure, peak_memory_bytes
+from eqscale.models.counts import num_params as rigid_params
 from eqscale.validate import check_study
 
 GIB = 1024**3
+LABELS_PER_CORE_S = 8.0  # GFN2-xTB configurations per second per core at the default MD settings, ~14 atoms (measured)
+
+
+def num_params(model: str, size: str) -> int:
+    """Parameters of a family's size, in either study (the force-field ones from the stored size table)."""
+    if study_of(model) == FORCEFIELD:
+        from eqscale.forcefield.models.table import entry
+
+        return int(entry(model, size)["params"])
+    return int(rigid_params(model, size))
 BF16_BYTES = 2  # activations under bf16 autocast, the GPU path
 
 
@@ -138,17 +150,30 @@ def plan(config: dict, fits_dir: str | Path | None = None) -> dict:
     compute = config["compute"]
     rate = compute["gpu_peak_flops_per_s"] * compute["gpu_utilisation"]
     sim = config["simulation"]
-    jobs = {"assets": 1, "simulate": sim["num_shards"], "tokenize": 1}
+    forcefield = config["study"] == FORCEFIELD
+    if forcefield:
+        from eqscale.forcefield.plan import training_pool
+
+        pool = training_pool(config)
+        jobs = {"molecules": config["molecules"]["num_shards"], "molecule_stats": 1}
+        hours = pool.labelled / LABELS_PER_CORE_S / 3600
+        data = (f"{pool.labelled:,} configurations labelled with GFN2-xTB, {pool.configurations:,} of them for training "
+                f"({pool.molecules} molecules, {pool.mean_atoms:.1f} atoms on average); labelling ~{hours:.3g} CPU "
+                f"core-hours at {LABELS_PER_CORE_S:g} configurations/s per core (bench/RESULTS.md, ~14 atoms)")
+    else:
+        jobs = {"assets": 1, "simulate": sim["num_shards"], "tokenize": 1}
+        data = f"{sim['num_shards'] * sim['trajectories_per_shard']:,} trajectories"
     if sweep:
         jobs.update(train_lr_sweep=len(sweep), lr_rule=len({c.model for c in sweep}))
     jobs.update(train=len(study), evaluate=len(study), collect=1, fit=1, plot=1, report=1)
     total_flops = sum(c.budget for c in cells)  # a converging cell's cap is an upper bound
-    memory = memory_estimates(config, {(c.model, c.size) for c in cells})
+    # the force-field graphs (tens of atoms per configuration) are far from any GPU's memory: no model of it here
+    memory = [] if forcefield else memory_estimates(config, {(c.model, c.size) for c in cells})
     return {
         "jobs": jobs,
         "total_jobs": sum(jobs.values()) + 1,  # + rule all
         "cells_per_model": dict(Counter(c.model for c in study)),
-        "trajectories": sim["num_shards"] * sim["trajectories_per_shard"],
+        "data": data,
         "total_train_flops": total_flops,
         "gpu_hours": total_flops / rate / 3600,
         "gpu": compute["gpu_name"],
@@ -180,13 +205,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"config: {args.configfile or 'defaults'}")
     print(f"jobs: {p['total_jobs']} in all (" + ", ".join(f"{k} {v}" for k, v in p["jobs"].items()) + ")")
-    print(f"trajectories: {p['trajectories']:,}")
+    print(f"data: {p['data']}")
     for model, (lo, hi) in sorted(p["params_range"].items()):
         print(f"{model}: {p['cells_per_model'][model]} cells, {lo:,} - {hi:,} parameters")
     print(f"training compute: {p['total_train_flops']:.3g} FLOPs = {p['gpu_hours']:.3g} GPU-hours on "
           f"{p['gpu']} at {100 * p['utilisation']:.0f}% utilisation")
-    print(f"peak memory of a training step (bf16; expected batch / largest possible batch) against "
-          f"{p['gpu_memory_gb']:g} GB:")
+    if p["memory"]:
+        print(f"peak memory of a training step (bf16; expected batch / largest possible batch) against "
+              f"{p['gpu_memory_gb']:g} GB:")
     for m in p["memory"]:
         flag = "" if m not in p["too_big"] else "   DOES NOT FIT the largest batch"
         print(f"  {m.model:<12} {m.size:<6} {m.params:>12,} params  {m.expected_gib:8.2f} / {m.worst_gib:8.2f} GiB{flag}")

@@ -107,7 +107,7 @@ def test_flops_per_atom_kappa_and_training_compute():
 def test_unknown_family_or_size_lists_what_exists():
     with pytest.raises(KeyError, match="known: mpnn, invariant, egnn, tensor2, tensor4"):
         build_model("gemnet", "s")
-    with pytest.raises(KeyError, match="known: xs, s, m, l, xl"):
+    with pytest.raises(KeyError, match="known: xs, s, m, l, xl, xxl, xxxl"):
         build_model("egnn", "huge")
 
 

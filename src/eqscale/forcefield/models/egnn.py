@@ -32,7 +32,7 @@ class EGNNConfig:
 
 
 EGNN_SIZES = {name: EGNNConfig(hidden=h, channels=max(4, h // 4)) for name, h in
-              (("xs", 16), ("s", 32), ("m", 64), ("l", 128), ("xl", 256))}
+              (("xs", 16), ("s", 32), ("m", 64), ("l", 128), ("xl", 256), ("xxl", 512), ("xxxl", 1024))}
 
 
 class EGNNLayer(nn.Module):

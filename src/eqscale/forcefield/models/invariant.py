@@ -39,7 +39,7 @@ class InvariantConfig:
 
 
 INVARIANT_SIZES = {name: InvariantConfig(hidden=h, bottleneck=max(8, h // 2)) for name, h in
-                   (("xs", 16), ("s", 32), ("m", 64), ("l", 128), ("xl", 256))}
+                   (("xs", 16), ("s", 32), ("m", 64), ("l", 128), ("xl", 256), ("xxl", 512), ("xxxl", 1024))}
 
 
 class InvariantLayer(nn.Module):

@@ -34,7 +34,7 @@ class MPNNConfig:
 
 
 MPNN_SIZES = {name: MPNNConfig(hidden=h) for name, h in
-              (("xs", 16), ("s", 32), ("m", 64), ("l", 128), ("xl", 256))}
+              (("xs", 16), ("s", 32), ("m", 64), ("l", 128), ("xl", 256), ("xxl", 512), ("xxxl", 1024))}
 
 
 class MPNNLayer(nn.Module):

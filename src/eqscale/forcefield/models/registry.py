@@ -2,7 +2,7 @@
 
 Families (the symmetry staircase): `mpnn` (translations only), `invariant` (distances and
 angles), `egnn` (multi-channel, l = 1), `tensor2` and `tensor4` (e3nn, l_max 2 and 4; one class,
-l_max in the size config). Every family has sizes xs, s, m, l, xl at fixed depth (3 layers),
+l_max in the size config). Every family has sizes xs, s, m, l, xl, xxl, xxxl at fixed depth (3 layers),
 spanning more than 100x in parameters.
 
 Compute: `forward_flops_per_atom(family, size)` is measured with torch's FlopCounterMode

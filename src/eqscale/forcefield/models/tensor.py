@@ -39,7 +39,8 @@ class TensorConfig:
 
 def _sizes(lmax: int) -> dict[str, TensorConfig]:
     return {name: TensorConfig(channels=c, lmax=lmax, radial_hidden=r) for name, c, r in
-            (("xs", 4, 16), ("s", 8, 32), ("m", 16, 64), ("l", 32, 64), ("xl", 64, 128))}
+            (("xs", 4, 16), ("s", 8, 32), ("m", 16, 64), ("l", 32, 64), ("xl", 64, 128), ("xxl", 128, 128),
+             ("xxxl", 256, 256))}
 
 
 TENSOR2_SIZES = _sizes(2)
