@@ -150,3 +150,17 @@ def test_spherical_tensor_product_equals_e3nn_uvu(lmax):
                                    expected.transpose(1, 2), rtol=1e-12, atol=1e-12)
         offset += width
     assert offset == out.shape[1]
+
+
+def test_stored_size_table_matches_the_networks():
+    """size_table.json (what the grid plans with, torch-free) equals fresh counts: rewrite it after a model change."""
+    from eqscale.forcefield.models import table
+
+    stored = table.read_table()
+    assert stored["reference"]["atoms"] == int(reference_batch()["numbers"].shape[0])
+    for family in FAMILIES:
+        assert list(stored["families"][family]) == list(FF_SIZES[family])
+        for size in ("xs", "s", "m"):  # the large ones cost seconds each; the same code path
+            row = stored["families"][family][size]
+            assert row["params"] == num_params(family, size), (family, size)
+            assert row["forward_flops_per_atom"] == pytest.approx(forward_flops_per_atom(family, size), rel=1e-12)
