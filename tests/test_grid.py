@@ -195,3 +195,50 @@ def test_plan_says_whether_each_ladder_brackets_the_predicted_optimum(monkeypatc
     assert lines["transformer", 1e12].bracketing.startswith("cannot be bracketed")
     assert plan.Ladder("gatr", 1.0, [("a", 10), ("b", 20), ("c", 30)]).bracketing.startswith("not predicted")
     assert plan.Ladder("gatr", 1.0, [("a", 10), ("b", 20), ("c", 30)], predicted_n=5).bracketing == "below the smallest size"
+
+
+def ff_config(**grid):
+    return validate_config({"study": "forcefield", "molecules": {"num_molecules": 40, "num_shards": 2},
+                            "grid": {"min_steps": 2, **grid}})
+
+
+def test_forcefield_grid_puts_symmetry_arms_beside_every_plain_cell_and_charges_their_passes():
+    from eqscale.forcefield import plan
+
+    config = ff_config(scaling_budgets=[3e8, 1e9], scaling={"mpnn": {"sizes": ["xs", "s"],
+                                                                       "symmetry_arms": ["augment", "symmetry_loss"]}})
+    cells = build_grid(config)
+    plain = {(c.size, c.budget): c for c in cells if c.arm == "mpnn"}
+    aug = {(c.size, c.budget): c for c in cells if c.arm == "mpnn+aug"}
+    sym = {(c.size, c.budget): c for c in cells if c.arm == "mpnn+sym"}
+    assert set(aug) == set(plain) and set(sym) <= set(plain)
+    for key, cell in sym.items():
+        assert cell.dir.endswith("/aug~sym/lr~auto/seed~0") and cell.symmetry_loss and not cell.augment
+        # each step runs the network on 1 + M copies: M = 5 by default
+        assert cell.flops_per_step == pytest.approx(6 * plain[key].flops_per_step)
+    # the symmetry arm's steps drop below min_steps first: left off that line, the plain cells stay
+    assert len(sym) < len(plain)
+    per_config = plan.flops_per_configuration("mpnn", "xs", config)
+    assert plain["xs", 1e9].steps == int(1e9 // (per_config * config["forcefield"]["batch_size"]))
+    assert not any(c.data_fraction != 1.0 or c.converge for c in cells)  # no data-efficiency design: one epoch
+
+
+def test_forcefield_budget_beyond_one_epoch_is_refused_before_any_job():
+    with pytest.raises(GridError, match=r"grid cell mpnn/size~xs/budget~1e12/.*one epoch .* needs [\d,]+ training "
+                                        r"configurations .* the config labels about 960"):
+        build_grid(ff_config(scaling_budgets=[1e12], scaling={"mpnn": {"sizes": ["xs"]}}))
+
+
+def test_training_pool_is_the_split_the_labels_will_have():
+    """The plan's pool equals what `eqscale molecules --stats` assigns: the same molecules, split rule and seed."""
+    from eqscale.forcefield.molecules import load_molecule_list, select_molecules
+    from eqscale.forcefield.plan import training_pool
+    from eqscale.forcefield.splits import assign_splits
+
+    config = ff_config(scaling={"mpnn": {"sizes": ["xs"]}})
+    pool = training_pool(config)
+    selected = select_molecules(load_molecule_list(""), 40, config["molecules"]["max_atoms"], config["seed"])
+    train = assign_splits([m.molecule_id for m in selected], config["seed"], 0.1, 0.1)["train"]
+    assert pool.molecules == len(train) == 32
+    assert pool.configurations == 32 * 3 * 10  # molecules x temperatures x configurations per run
+    assert pool.mean_atoms == pytest.approx(sum(m.num_atoms for m in selected if m.molecule_id in train) / 32)

@@ -58,6 +58,22 @@ def test_paper_preset_builds_its_dag(tmp_path):
     assert jobs["lr_rule"] == expected["jobs"]["lr_rule"] == 2
 
 
+def test_forcefield_paper_preset_builds_its_dag(tmp_path):
+    """The force-field study at scale: label shards, one train and one evaluate job per cell, as `eqscale plan` says."""
+    import yaml
+
+    from eqscale.config import validate_config
+    from eqscale.plan import plan
+
+    paper = REPO / "presets" / "forcefield-paper.yaml"
+    jobs = planned_jobs(tmp_path, configfile=paper)
+    expected = plan(validate_config(yaml.safe_load(paper.read_text())))
+    assert sum(jobs.values()) == expected["total_jobs"] >= 300
+    assert jobs["molecules"] == 128 and jobs["molecule_stats"] == 1
+    assert jobs["train"] == jobs["evaluate"] == expected["jobs"]["train"]
+    assert not {"assets", "simulate", "tokenize", "lr_rule"} & set(jobs)  # the rigid study's stages stay out
+
+
 def test_a_preset_replaces_config_yaml(tmp_path):
     """--configfile means exactly that file (not an overlay on config.yaml's 8 shards)."""
     assert planned_jobs(tmp_path)["simulate"] == 2
