@@ -14,6 +14,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "tokenize": ("eqscale.data.tokenize", "turn raw shards into token shards"),
     "train": ("eqscale.training.train", "train one grid cell"),
     "evaluate": ("eqscale.training.evaluate", "evaluate one trained cell"),
+    "ff-train": ("eqscale.forcefield.train", "train one force-field grid cell (one epoch, schedule-free AdamW)"),
+    "ff-evaluate": ("eqscale.forcefield.evaluate", "evaluate one trained force-field cell"),
     "lr-rule": ("eqscale.training.lr_rule", "fit each family's learning-rate rule from its sweep"),
     "collect": ("eqscale.analysis.collect", "gather every cell into summary.csv"),
     "fit": ("eqscale.analysis.fit_cli", "fit scaling laws with bootstrap intervals"),

@@ -28,6 +28,11 @@ from eqscale.shape_catalog import MIN_FACES
 SCHEMA_NAME = "config.schema.yaml"  # shipped inside the package, so an installed eqscale validates too
 
 
+# training settings that change how fast a run goes, never what it computes: they reach jobs as Snakemake
+# resources (a change reruns nothing) and a resumed run may change them
+RUNTIME_SETTINGS = ("threads", "num_workers", "checkpoint_every_s")
+
+
 class ConfigError(ValueError):
     """A config value is invalid; the message names the key and the reason."""
 
@@ -37,9 +42,14 @@ def _schema_text() -> str:
     return resources.files("eqscale").joinpath(SCHEMA_NAME).read_text()
 
 
-def load_schema() -> dict:
-    """The config JSON schema (eqscale/config.schema.yaml, a fresh copy)."""
+@functools.lru_cache(maxsize=1)
+def _parsed_schema() -> dict:
     return yaml.safe_load(_schema_text())
+
+
+def load_schema() -> dict:
+    """The config JSON schema (eqscale/config.schema.yaml, a fresh copy; parsed once per process: ~0.3 s)."""
+    return copy.deepcopy(_parsed_schema())
 
 
 def _with_defaults(validator_class):

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 from eqscale.cells import MODEL_MODULES
 from eqscale.cli import STAGES
-from eqscale.config import ConfigError
+from eqscale.config import RUNTIME_SETTINGS, ConfigError
 from eqscale.sources import PACKAGE_DIR, sources_digest
 from eqscale.validate import check_config_files, check_study
 
@@ -30,7 +30,7 @@ if not (SOURCE_DIR / "__init__.py").is_file():
 # settings that change how fast a job runs, never what it computes: they reach the stages as threads and
 # resources (integers; the checkpoint interval in milliseconds), outside `params`, because a change of
 # params reruns a job and a change of resources does not
-RUNTIME_KEYS = ("threads", "checkpoint_every_s", "num_workers")
+RUNTIME_KEYS = RUNTIME_SETTINGS
 RUNTIME_RESOURCES = {"loader_workers": config["training"]["num_workers"],
                      "checkpoint_ms": max(1, round(1000 * config["training"]["checkpoint_every_s"]))}
 # Jobs call the `eqscale` console script of the environment running Snakemake; without eqscale

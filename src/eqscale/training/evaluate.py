@@ -26,8 +26,6 @@ model's and constant velocity's summed squared errors, the coordinates counted, 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import math
 import sys
 import time
@@ -40,15 +38,14 @@ from eqscale.cells import CellError
 from eqscale.config import ConfigError, add_config_arguments, add_runtime_arguments, config_from_args
 from eqscale.data.batch import num_scenes, prediction_equivariance_error
 from eqscale.data.dataset import BatchLoader, TokenDataset
-from eqscale.io_utils import atomic_write_bytes
 from eqscale.measurement import measure_ratio, ratio_se, samples_for_target
 from eqscale.models.registry import build_model
-from eqscale.records import MODEL_NAME, EvalRecord, RecordError, RunRecord, read_run, write_record
+from eqscale.records import EvalRecord, read_run, write_record
 from eqscale.symmetry import random_group
+from eqscale.training.cell_files import SAMPLES_NAME, load_weights, write_samples  # noqa: F401  (re-exported)
 from eqscale.training.device import choose_device
 from eqscale.training.measure import evaluation_order, loader_of, per_sample_losses
 
-SAMPLES_NAME = "eval_samples.npz"
 
 
 @torch.no_grad()
@@ -92,27 +89,6 @@ def measure_test_split(model: torch.nn.Module, dataset: TokenDataset, order: np.
         samples = _concat(samples, run(done, stop))
         done = stop
     return samples
-
-
-def write_samples(path: Path, samples: dict) -> None:
-    """The per-sample numbers as an .npz, atomically."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **samples)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_weights(cell_dir: Path, run: RunRecord, device: torch.device) -> dict:
-    """The state dict in the cell's model.pt, after checking its sha256 against run.json's."""
-    path = cell_dir / MODEL_NAME
-    try:
-        blob = path.read_bytes()
-    except FileNotFoundError:
-        raise RecordError(f"{path} not found: train the cell first (eqscale train --cell-dir {cell_dir})") from None
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != run.model_sha256:
-        raise RecordError(f"{path} does not match the sha256 run.json records ({digest[:12]}... vs "
-                          f"{run.model_sha256[:12]}...): the file is corrupt or from another run; retrain the cell")
-    return torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
 
 
 def _split_mse(samples: dict, mask: np.ndarray, key: str) -> float:

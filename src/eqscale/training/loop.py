@@ -1,4 +1,4 @@
-"""The training loop: AdamW on a warm-up + decay schedule, with checkpoints a killed job resumes from.
+"""The training loop: AdamW on a warm-up + decay schedule, or schedule-free AdamW; checkpoints a killed job resumes from.
 
 `train_loop` trains a model for exactly `steps` optimizer steps and writes into `out_dir`:
 
@@ -35,6 +35,19 @@ the checkpoint's step and continues. On CPU the final weights and every metrics.
 the two timing columns are bit-identical to an uninterrupted run. A checkpoint from a different
 run (other steps, learning rate, schedule, model or config) is not resumed from.
 
+Optimizers. `optimizer="adamw"` (the rigid-body study): AdamW on the warm-up + decay schedule of
+`schedule.py`. `optimizer="schedulefree"` (the force-field study, as paper 2): schedule-free AdamW
+(`schedulefree.AdamWScheduleFree`) with its own linear warm-up of `warmup` steps and a constant
+scheduler. It trains at the point y and averages the iterates into x: validation runs on x and the
+loop ends with x in the model (`optimizer.eval()`), while checkpoints hold y and the optimizer in
+train mode, so a resumed run continues the very same arithmetic. Moving y to x and back is not
+exact in floating point, so a validation restores y from a copy rather than by `optimizer.train()`
+alone; a run with validations then ends exactly like one without. metrics.csv's lr is the warmed-up
+rate the step used.
+
+A `loss_fn` may return a pair (objective, reported): the objective is minimised, the reported loss
+goes to metrics.csv (the symmetry-loss arm minimises L + lambda L_sym and reports L).
+
 Divergence. A non-finite loss or gradient norm raises `TrainingDiverged` naming the step before
 the optimizer step is taken (its `step` attribute); no checkpoint is written after it, so the last
 good one stays.
@@ -68,6 +81,7 @@ Batch = dict[str, torch.Tensor]
 BatchStream = Callable[[int], Iterator[Batch]]
 METRICS_COLUMNS = ("step", "train_loss", "lr", "flops", "tokens_per_s", "wall_time_s")
 TIMING_COLUMNS = ("tokens_per_s", "wall_time_s")  # the only columns that differ between reruns
+OPTIMIZERS = ("adamw", "schedulefree")
 
 
 class TrainingDiverged(RuntimeError):
@@ -104,6 +118,33 @@ def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
     no_decay = [p for p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas)
+
+
+def build_schedulefree_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmup: int,
+                                 betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
+    """Schedule-free AdamW with `warmup` linear warm-up steps, weight decay on matrices only (as `build_optimizer`)."""
+    import schedulefree  # only the force-field study needs it
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return schedulefree.AdamWScheduleFree([g for g in groups if g["params"]], lr=lr, betas=betas,
+                                          warmup_steps=warmup)
+
+
+@contextlib.contextmanager
+def averaged_weights(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> Iterator[None]:
+    """The schedule-free average x in the model for the block; the training point y back after it, bit for bit."""
+    saved = [p.detach().clone() for p in params]
+    optimizer.eval()
+    try:
+        yield
+    finally:
+        optimizer.train()
+        with torch.no_grad():
+            for p, value in zip(params, saved):
+                p.copy_(value)
 
 
 def _format_row(row: dict) -> list[str]:
@@ -148,6 +189,7 @@ def _signature(model: torch.nn.Module, batch_stream: BatchStream, **settings) ->
 
 
 def _signature_mismatch(stored: dict, current: dict) -> str | None:
+    stored = {"optimizer": "adamw", **stored}  # checkpoints from before the choice existed were AdamW's
     differing = [k for k in sorted(set(stored) | set(current)) if stored.get(k) != current.get(k)]
     if not differing:
         return None
@@ -175,7 +217,7 @@ def train_loop(
     log_every: int = 10,
     device: str | torch.device = "cpu",
     flops_per_step_fn: Callable[[Batch], float] | None = None,
-    loss_fn: Callable[[torch.nn.Module, Batch], torch.Tensor] = vertex_loss,
+    loss_fn: Callable[[torch.nn.Module, Batch], torch.Tensor | tuple[torch.Tensor, torch.Tensor]] = vertex_loss,
     tokens_fn: Callable[[Batch], int] = face_tokens,
     bf16: bool | None = None,
     progress: bool = True,
@@ -183,6 +225,7 @@ def train_loop(
     validate_fn: Callable[[torch.nn.Module], float] | None = None,
     validate_every: int | None = None,
     patience: int | None = None,
+    optimizer: str = "adamw",
 ) -> dict:
     """Train `model` for `steps` steps on `batch_stream` (fewer if early stopping ends it); resume if possible.
 
@@ -191,6 +234,9 @@ def train_loop(
     num_train_trajectories (the stream's attribute, if any), and with `validate_fn`: val_loss (of the
     weights the model ends with), val_rows, best_step and stopped_early.
     """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r} (known: {', '.join(OPTIMIZERS)})")
+    schedule_free = optimizer == "schedulefree"
     if patience is not None and (validate_fn is None or validate_every is None):
         raise ValueError("early stopping (patience) needs validate_fn and validate_every")
     out_dir = Path(out_dir)
@@ -205,12 +251,19 @@ def train_loop(
         # its attention backward ~3x slower (bench/RESULTS.md). Flushing them to zero changes nothing else.
         torch.set_flush_denormal(True)
     model.to(device)
-    optimizer = build_optimizer(model, lr, weight_decay, betas)
-    scheduler = build_scheduler(optimizer, steps, warmup, schedule, final_lr_fraction)
+    kind = optimizer
+    if schedule_free:
+        optimizer = build_schedulefree_optimizer(model, lr, weight_decay, warmup, betas)
+        # the optimizer warms up by itself and needs no decay: the scheduler only keeps the checkpoint format
+        scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    else:
+        optimizer = build_optimizer(model, lr, weight_decay, betas)
+        scheduler = build_scheduler(optimizer, steps, warmup, schedule, final_lr_fraction)
     config_json = json.dumps(config, sort_keys=True, default=str) if config is not None else None
     signature = _signature(model, batch_stream, steps=steps, lr=lr, warmup=warmup, schedule=schedule,
                            final_lr_fraction=final_lr_fraction, weight_decay=weight_decay, grad_clip=grad_clip,
-                           betas=list(betas), config=config_json, validate_every=validate_every, patience=patience)
+                           betas=list(betas), config=config_json, validate_every=validate_every, patience=patience,
+                           optimizer=kind)
 
     store = CheckpointStore(out_dir)
     resumed = store.load(check=lambda state: _signature_mismatch(state.get("signature", {}), signature))
@@ -262,20 +315,24 @@ def train_loop(
 
     def validate() -> None:
         nonlocal stopped_early
-        loss_value = float(validate_fn(model))
+        # schedule-free: measure (and keep as the best) the averaged weights the run would end with
+        with averaged_weights(optimizer, params) if schedule_free else contextlib.nullcontext():
+            loss_value = float(validate_fn(model))
+            improved = patience is not None and loss_value < best["val_loss"]
+            if improved:
+                best.update(step=step, val_loss=loss_value,
+                            model={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
         model.train()
         val_rows.append({"step": step, "val_loss": loss_value})
         _write_val(out_dir / "val.csv", val_rows)
-        if patience is not None:
-            if loss_value < best["val_loss"]:
-                best.update(step=step, val_loss=loss_value,
-                            model={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
-            elif step - best["step"] >= patience:
-                stopped_early = True
+        if patience is not None and not improved and step - best["step"] >= patience:
+            stopped_early = True
 
     try:
         batches = iter(batch_stream(step)) if step < steps and not stopped_early else iter(())
         model.train()
+        if schedule_free:
+            optimizer.train()  # a no-op after a resume: checkpoints are taken in train mode
         while step < steps and not stopped_early:
             try:
                 batch = next(batches)
@@ -286,14 +343,18 @@ def train_loop(
             step_lr = optimizer.param_groups[0]["lr"]
             with autocast:
                 loss = loss_fn(model, batch)
+            loss, reported = loss if isinstance(loss, tuple) else (loss, None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip is not None:
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
             else:
                 grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-            # one host sync per step for both checks
-            loss_value, norm_value = torch.stack([loss.detach().float(), grad_norm.detach().float()]).tolist()
+            # one host sync per step for both checks (and the reported loss, where it is another)
+            checked = [loss.detach().float(), grad_norm.detach().float()]
+            if reported is not None:
+                checked.append(reported.detach().float())
+            loss_value, norm_value, *other = torch.stack(checked).tolist()
             if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
                 what = f"loss is {loss_value}" if not math.isfinite(loss_value) else f"gradient norm is {norm_value}"
                 kept = (f"the last good checkpoint ({store.current}, step {saved_step}) is kept"
@@ -302,6 +363,10 @@ def train_loop(
                                        f"{kept}; try a lower learning rate (now {lr}) or a longer warm-up", step + 1)
             optimizer.step()
             scheduler.step()
+            if schedule_free:
+                step_lr = optimizer.param_groups[0]["scheduled_lr"]  # the warmed-up rate this step used
+            if other:
+                loss_value = other[0]
             step += 1
             tokens = tokens_fn(batch)
             total_tokens += tokens
@@ -330,6 +395,8 @@ def train_loop(
         bar.close()
     if validate_fn is not None and (not val_rows or val_rows[-1]["step"] != step):
         validate()  # a finished run resumed with nothing left to do still reports its loss
+    if schedule_free:
+        optimizer.eval()  # the run's result is the averaged point x
     val_loss = val_rows[-1]["val_loss"] if val_rows else None
     best_step = step
     if patience is not None and best["model"] is not None:

@@ -13,24 +13,18 @@ model.pt (final weights) and run.json (written last; its presence means the cell
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
 import io
 import logging
 import math
-import os
-import socket
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from eqscale.cells import Cell, CellError
-from eqscale.config import ConfigError, add_config_arguments, add_runtime_arguments, config_from_args
+from eqscale.config import RUNTIME_SETTINGS, ConfigError, add_config_arguments, add_runtime_arguments, config_from_args
 from eqscale.data.dataset import train_batch_stream
 from eqscale.grid import plan_cell
 from eqscale.io_utils import atomic_write_bytes, package_versions
@@ -39,6 +33,7 @@ from eqscale.data.token_format import split_size
 from eqscale.models.counts import num_params, step_flops, steps_for_budget
 from eqscale.models.registry import build_model
 from eqscale.records import MODEL_NAME, RunRecord, write_record
+from eqscale.training.cell_lock import LOCK_NAME, CellBusy, cell_lock  # noqa: F401  (re-exported: its home moved)
 from eqscale.training.device import choose_device
 from eqscale.training.loop import TrainingDiverged, read_metrics, train_loop
 from eqscale.training.lr_rule import RuleError, read_rule
@@ -46,42 +41,6 @@ from eqscale.training.measure import ValidationLoss
 from eqscale.training.seeding import seed_everything
 
 
-LOCK_NAME = ".train.lock"
-
-
-class CellBusy(RuntimeError):
-    """Another process is training this cell right now; the message names it."""
-
-
-@contextlib.contextmanager
-def cell_lock(cell_dir: Path) -> Iterator[None]:
-    """Hold the cell's training lock for the block; CellBusy at once if another live process holds it.
-
-    A POSIX record lock on `<cell>/.train.lock`: the kernel drops it when its holder dies however it
-    dies, so a lock left by a killed trainer is simply taken over, and two trainers (say, one orphaned
-    by a killed Snakemake and one started by `--rerun-incomplete`) can never write one cell at once.
-    """
-    cell_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(cell_dir / LOCK_NAME, "a+")
-    try:
-        try:
-            fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown process"
-            raise CellBusy(f"{cell_dir} is being trained by another process ({holder}); wait for it to finish, or "
-                           "stop it first (after a crash: snakemake --unlock, then snakemake --rerun-incomplete)") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        fh.flush()
-        yield
-    finally:
-        fh.close()  # closing releases the lock
-
-
-# how fast a run goes, never what it computes: a resumed run may change them
-RUNTIME_SETTINGS = ("threads", "num_workers", "checkpoint_every_s")
 
 
 def learning_rate(cell: Cell, config: dict, lr_rule: str | Path | None) -> float:

@@ -1,0 +1,39 @@
+"""Files a cell's stages hand each other, in both studies: model.pt (checked against run.json) and eval_samples.npz.
+
+Torch is the only heavy import: the force-field stages read these without the rigid-body models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eqscale.io_utils import atomic_write_bytes
+from eqscale.records import MODEL_NAME, RecordError, RunRecord
+
+SAMPLES_NAME = "eval_samples.npz"
+
+
+def write_samples(path: Path, samples: dict) -> None:
+    """The per-sample numbers as an .npz, atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **samples)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_weights(cell_dir: Path, run: RunRecord, device: torch.device) -> dict:
+    """The state dict in the cell's model.pt, after checking its sha256 against run.json's."""
+    path = cell_dir / MODEL_NAME
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise RecordError(f"{path} not found: train the cell first (eqscale train --cell-dir {cell_dir})") from None
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != run.model_sha256:
+        raise RecordError(f"{path} does not match the sha256 run.json records ({digest[:12]}... vs "
+                          f"{run.model_sha256[:12]}...): the file is corrupt or from another run; retrain the cell")
+    return torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
