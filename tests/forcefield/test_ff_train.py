@@ -31,7 +31,9 @@ BUDGET = 9e6  # FLOPs: three to four mpnn xs steps
 def study_config(ff_config: dict, **sections) -> dict:
     """A force-field study config over the test molecules: tiny batches, every step checkpointed."""
     config = {"study": "forcefield", "seed": ff_config["seed"], "molecules": ff_config["molecules"],
-              "forcefield": {"batch_size": BATCH, "warmup_steps": 2},
+              # rates fixed here, not the defaults: the tests below state them
+              "forcefield": {"batch_size": BATCH, "warmup_steps": 2,
+                             "lr": {"mpnn": 3e-3, "invariant": 3e-3, "egnn": 3e-3, "tensor2": 1e-2, "tensor4": 1e-2}},
               "grid": {"scaling": {"mpnn": {"sizes": ["xs"]}}},
               "training": {"threads": 1, "log_every": 1, "checkpoint_every_s": 1e-9},
               "evaluation": {"batch_size": 8, "min_samples": 4}}

@@ -45,7 +45,9 @@ rule fit:
         "--settings {params.settings:q} --jobs {threads} > {log} 2>&1"
 
 
-from eqscale.analysis.figures import FIGURE_NAMES  # noqa: E402  (declared once, drawn by eqscale plot)
+from eqscale.analysis.figures import figure_names  # noqa: E402  (declared once per study, drawn by eqscale plot)
+
+FIGURES = figure_names(STUDY_KIND)
 
 
 rule plot:
@@ -55,11 +57,11 @@ rule plot:
         metrics=cell_files("metrics.csv"),
     output:
         report(
-            expand("results/figures/{name}.png", name=FIGURE_NAMES),
+            expand("results/figures/{name}.png", name=FIGURES),
             category="Figures",
             caption="../report/figures.rst",
         ),
-        expand("results/figures/{name}.pdf", name=FIGURE_NAMES),
+        expand("results/figures/{name}.pdf", name=FIGURES),
     params:
         code=code("plot"),
     log:
@@ -70,7 +72,7 @@ rule plot:
         "../../envs/eqscale.yaml"
     shell:
         "eqscale plot --summary {input.summary} --fits-dir results/fits --runs results/runs "
-        "--out-dir results/figures > {log} 2>&1"
+        "--out-dir results/figures --study {STUDY_KIND} > {log} 2>&1"
 
 
 rule report:
@@ -93,4 +95,4 @@ rule report:
         "../../envs/eqscale.yaml"
     shell:
         "eqscale report --summary {input.summary} --fits-dir results/fits --figures-dir results/figures "
-        "--lr-rules {params.lr_rules} --out {output} > {log} 2>&1"
+        "--lr-rules {params.lr_rules} --study {STUDY_KIND} --out {output} > {log} 2>&1"

@@ -17,7 +17,6 @@ from eqscale.analysis.results import (
     Check,
     DataComparison,
     DataEfficiencyArm,
-    Estimate,
     ExponentComparison,
     Finding,
     FrontierArm,
@@ -25,9 +24,12 @@ from eqscale.analysis.results import (
     JointArm,
     LawResult,
     NoiseEstimate,
-    PowerLawCheck,
     Skipped,
 )
+from eqscale.analysis.checks import judged as _judged
+from eqscale.analysis.checks import missing as _missing
+from eqscale.analysis.checks import power_law_check as _power_law_check
+from eqscale.analysis.checks import with_note as _with_note
 from eqscale.analysis.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, fmt
 
 STUDY = "Brehmer et al. 2024, 'Does equivariance matter at scale?' (arXiv 2410.23179)"
@@ -60,26 +62,6 @@ class Evidence:
 def findings(ev: Evidence) -> list[Finding]:
     """The study's three findings, each with its checks and verdict."""
     return [finding_1(ev), finding_2(ev), finding_3(ev)]
-
-
-def _missing(quantity: str, claim: str, rule: str, what: object) -> Check:
-    reason = what.reason if isinstance(what, Skipped) else "not measured"
-    return Check(quantity=quantity, claim=claim, rule=rule, estimate=None, verdict=INCONCLUSIVE,
-                 reason=f"no result: {reason}")
-
-
-def _judged(quantity: str, claim: str, rule: str, est: Estimate | None, outcome: tuple[str, str], *,
-            margin: float | None = None, refit: float | None = None, spread: float | None = None) -> Check:
-    verdict, reason = outcome
-    return Check(quantity=quantity, claim=claim, rule=rule, estimate=est, verdict=verdict, reason=reason, margin=margin,
-                 refit_share=refit, seed_spread=spread)
-
-
-def _with_note(outcome: tuple[str, str], note: str | None) -> tuple[str, str]:
-    """A verdict's reason with the comparison's note (the note replaces a bare "no interval")."""
-    if not note:
-        return outcome
-    return outcome[0], note if outcome[1] == "no interval" else f"{outcome[1]}; {note}"
 
 
 def _spread(ev: Evidence) -> float | None:
@@ -166,30 +148,6 @@ def finding_1(ev: Evidence) -> Finding:
 
 
 # ---------------------------------------------------------------- finding 2
-
-
-def _power_law_check(arm: str, res: FrontierArm | Skipped | None, ev: Evidence) -> Check:
-    s = ev.settings
-    rule = (f"at least {s.min_frontier_points} budgets spanning at least {fmt(s.min_frontier_decades)} decade(s) of "
-            f"compute, and the frontier's bend in log-log (a power law is straight, a floor bends it up) is not "
-            f"below -{fmt(s.power_law_margin)}: its interval lies wholly above -{fmt(s.power_law_margin)}; wholly "
-            "below: not supported")
-    q = f"{arm}: bend of the measured frontier (ln L vs ln C)"
-    if not isinstance(res, FrontierArm):
-        return _missing(q, "power law", rule, res)
-    check = res.power_law
-    if not isinstance(check, PowerLawCheck):
-        return _judged(q, "power law", rule, None, (INCONCLUSIVE, check.reason))
-    q = f"{q}; {check.n_points} budgets over {fmt(check.decades)} decades"
-    if check.n_points < s.min_frontier_points:
-        return _judged(q, "power law", rule, check.bend, (INCONCLUSIVE, f"only {check.n_points} frontier points "
-                                                                        f"(needs {s.min_frontier_points})"),
-                       margin=s.power_law_margin)
-    if check.decades < s.min_frontier_decades:
-        reason = f"the frontier spans {fmt(check.decades)} decades (needs {fmt(s.min_frontier_decades)})"
-        return _judged(q, "power law", rule, check.bend, (INCONCLUSIVE, reason), margin=s.power_law_margin)
-    return _judged(q, "power law", rule, check.bend, V.above(check.bend, -s.power_law_margin),
-                   margin=s.power_law_margin)
 
 
 def finding_2(ev: Evidence) -> Finding:

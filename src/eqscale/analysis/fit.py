@@ -4,9 +4,10 @@ Order: the table is checked (table.py) and every cell's test MSE resampled over 
 (evaluation.py); each family's compute model F(N) is built (compute.py); per arm, in parallel when
 asked, the joint law and its allocation (joint.py), the IsoFLOP parabolas (isoflop.py), the envelope
 fits (frontier.py) and the data-efficiency points (data_efficiency.py); then the training noise
-(noise.py), the frontiers, the comparisons against the reference arm (compare.py) and the study's
-findings (findings_rigid.py). A fit that cannot be done is recorded as Skipped with its reason; only
-a summary without the required columns raises FitError.
+(noise.py), the frontiers, the comparisons against the study's reference arm (compare.py) and the
+study's findings (the `study` module: findings_rigid.py or findings_forcefield.py, see studies.py).
+A fit that cannot be done is recorded as Skipped with its reason; only a summary without the
+required columns raises FitError.
 
 Seeds: every (fit, arm) resamples its cells with its own seed (`arm_seed`), so adding an arm changes
 no other arm's numbers and `jobs` changes nothing; the evaluation resamples share one seed, so
@@ -117,7 +118,7 @@ def fit_all(summary: pd.DataFrame, *, samples: SampleLosses | None = None, setti
                 tasks.append((kind, arm, None, None, None, {}))
                 continue
             cells = _cells_of(table, kind, arm)
-            model = models.get(str(rows.loc[rows["arm"] == arm, "model"].iloc[0]))
+            model = models.get(_compute_group(rows.loc[rows["arm"] == arm].iloc[0]))
             opts = {"n_resamples": s.bootstrap, "confidence": s.confidence, "seed": arm_seed(s.seed, kind, arm)}
             if kind == "data_efficiency":
                 opts["law"] = data_law
@@ -142,7 +143,7 @@ def fit_all(summary: pd.DataFrame, *, samples: SampleLosses | None = None, setti
                                   noise.sigma, log_eval, s.confidence)
                 if not table.scaling(arm, usable=False).empty else Skipped(f"{arm} has no scaling cells")
                 for arm in arms}
-    ref = REFERENCE_ARM
+    ref = getattr(study, "REFERENCE_ARM", REFERENCE_ARM)  # each findings module names the arm it compares against
     others = [a for a in arms if a != ref] if ref in arms else []
     budget_comps = {f"{a}/{ref}": compare_budgets(table, a, ref, evals, noise, joint=joint, models=models,
                                                   confidence=s.confidence, seed=s.seed)
@@ -155,8 +156,10 @@ def fit_all(summary: pd.DataFrame, *, samples: SampleLosses | None = None, setti
     iso_comps = {f"{a}-{ref}": (compare_exponents(isoflop[a], isoflop[ref], s.confidence)
                                 if not isinstance(isoflop.get(a), Skipped) and not isinstance(isoflop.get(ref), Skipped)
                                 else Skipped(f"needs IsoFLOP fits of {a} and {ref}")) for a in others}
+    # a study may judge on more than the shared evidence (e.g. where each arm's cells lie): it says what
+    extra = study.extra_evidence(table) if hasattr(study, "extra_evidence") else {}
     evidence = study.Evidence(joint=joint, isoflop=isoflop, frontier=frontier, data=data, budgets=budget_comps,
-                              data_pairs=data_comps, exponents=joint_comps, noise=noise, settings=s)
+                              data_pairs=data_comps, exponents=joint_comps, noise=noise, settings=s, **extra)
     header = _header(table, s, evals)
     return Fits(
         compute=ComputeFile(kind="compute", **header, families=compute_records),
@@ -181,13 +184,19 @@ def _map(fn: Callable[[Any], Any], tasks: list, jobs: int) -> list:
     return [fn(t) for t in tasks]
 
 
+def _compute_group(row: pd.Series) -> str:
+    """Cells whose steps cost alike: a family, apart from its symmetry-loss arm (each step runs 1 + M passes)."""
+    return str(row["model"]) + ("+sym" if bool(row.get("symmetry_loss", False)) else "")
+
+
 def _compute_models(table: StudyTable) -> tuple[dict[str, ComputeModel], dict[str, Any]]:
+    groups = table.rows.apply(_compute_group, axis=1) if len(table.rows) else pd.Series([], dtype=str)
     models, records = {}, {}
-    for family in dict.fromkeys(table.rows["model"].astype(str)):
+    for group in dict.fromkeys(groups):
         try:
-            models[family], records[family] = family_compute(table.rows, family)
+            models[group], records[group] = family_compute(table.rows[groups == group].assign(model=group), group)
         except FitError as err:
-            records[family] = Skipped(str(err))
+            records[group] = Skipped(str(err))
     return models, records
 
 

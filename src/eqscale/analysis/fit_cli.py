@@ -2,8 +2,10 @@
 
 Reads results/summary.csv and, next to it, results/sample_losses.npz (per-sample test losses: the
 evaluation error enters every interval, paired between cells). Writes compute.json, frontier.json,
-joint.json, isoflop.json, data_efficiency.json and findings.json. A fit that cannot be done is
-recorded with its reason; the stage fails only on an unreadable summary or sample-loss file.
+joint.json, isoflop.json, data_efficiency.json and findings.json. The findings are those of the
+study named by `study` in --settings (rigid or forcefield; studies.py), or by --study. A fit that
+cannot be done is recorded with its reason; the stage fails only on an unreadable summary or
+sample-loss file, or an unknown study.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from eqscale.analysis.evaluation import SampleLosses, SampleLossError
 from eqscale.analysis.fit import fit_all, settings_from_config
 from eqscale.analysis.results import Skipped
 from eqscale.analysis.store import FIT_FILES, write_fits
+from eqscale.analysis.studies import STUDIES, study_module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
                              "evaluation error comes from test_mse_se, unpaired)")
     parser.add_argument("--out-dir", type=Path, default=Path("results/fits"), help="directory for the JSON files")
     parser.add_argument("--settings", default=None, metavar="JSON",
-                        help="config sections as JSON: {\"analysis\": {...}, \"evaluation\": {\"target_rel_se\": ...}}")
+                        help="config sections as JSON: {\"analysis\": {...}, \"evaluation\": {\"target_rel_se\": ...}, "
+                             "\"study\": \"rigid\"}")
+    parser.add_argument("--study", choices=sorted(STUDIES), default=None,
+                        help="whose findings to judge (overrides `study` of --settings; default rigid)")
     parser.add_argument("--bootstrap", type=int, default=None, metavar="N",
                         help="bootstrap resamples per fit (overrides analysis.bootstrap; 0 = no intervals)")
     parser.add_argument("--seed", type=int, default=None, help="bootstrap seed (overrides analysis.seed)")
@@ -41,9 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="processes to fit arms in parallel (default 1)")
     args = parser.parse_args(argv)
     try:
-        settings = settings_from_config(json.loads(args.settings) if args.settings else None)
-    except (json.JSONDecodeError, TypeError) as err:
+        config = json.loads(args.settings) if args.settings else None
+        settings = settings_from_config(config)
+        study = study_module(args.study or (config or {}).get("study"))
+    except (json.JSONDecodeError, TypeError, AttributeError) as err:
         print(f"eqscale fit: error: --settings is not a JSON object of config sections: {err}", file=sys.stderr)
+        return 1
+    except FitError as err:
+        print(f"eqscale fit: error: --settings: {err}", file=sys.stderr)
         return 1
     try:
         summary = pd.read_csv(args.summary)
@@ -67,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("always")
         try:
             fits = fit_all(summary, samples=samples, settings=settings, n_resamples=args.bootstrap, seed=args.seed,
-                           confidence=args.confidence, jobs=args.jobs)
+                           confidence=args.confidence, jobs=args.jobs, study=study)
         except FitError as err:
             print(f"eqscale fit: error: {args.summary}: {err}", file=sys.stderr)
             return 1

@@ -6,7 +6,9 @@ envelope fit as a dashed cross-check), isoflop (loss vs model size per budget, w
 dotted where the minimum is not bracketed), optimal_allocation (N*(C) and S*(C): joint-law curves
 with bands and IsoFLOP minima), data_efficiency (converged loss vs training trajectories, with the
 epochs each point reached) and training_curves (smoothed train loss vs step of every cell, the raw
-curve kept as a faint band). A figure without data says so instead of failing.
+curve kept as a faint band). The force-field study (--study forcefield, or the study findings.json
+names) draws its own set: the same plots in eV, no data efficiency, and staircase (gamma_C, a and b
+per arm with intervals beside paper 2's). A figure without data says so instead of failing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from eqscale.analysis.figures import FIGURE_NAMES  # noqa: E402
+from eqscale.analysis.figures import FIGURE_NAMES, figure_names  # noqa: E402
+from eqscale.analysis.findings_forcefield import ARM_ORDER, PAPER  # noqa: E402
 from eqscale.analysis.results import (  # noqa: E402
     BootstrapInfo,
     Curve,
@@ -46,14 +49,18 @@ from eqscale.analysis.results import (  # noqa: E402
     LawResult,
 )
 from eqscale.analysis.store import FitsFileError, read_fits  # noqa: E402
+from eqscale.analysis.studies import STUDIES, study_key  # noqa: E402
 from eqscale.analysis.table import StudyTable, order_arms, read_table  # noqa: E402
-from eqscale.cells import ARMS  # noqa: E402
+from eqscale.cells import ARMS, FORCEFIELD, RIGID  # noqa: E402
 from eqscale.io_utils import atomic_path  # noqa: E402
 
 FIGURES = FIGURE_NAMES
 # Okabe-Ito: distinguishable with every common colour-vision deficiency
 OKABE_ITO = ("#0072B2", "#D55E00", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 LOSS_LABEL = "test MSE [m$^2$]"
+TRAIN_LABEL = "train loss (MSE) [m$^2$]"
+# the force-field study's loss: per-atom energy error + per-atom force L2 error
+FF_LOSS_LABEL, FF_TRAIN_LABEL = "test loss [eV]", "train loss [eV]"
 COMPUTE_LABEL = "training compute C [FLOPs]"
 
 
@@ -133,16 +140,19 @@ def _table(summary: pd.DataFrame) -> StudyTable | None:
         return None
 
 
-def plot_loss_vs_compute(table: StudyTable | None, frontier: FrontierFile | None) -> Figure:
+def plot_loss_vs_compute(table: StudyTable | None, frontier: FrontierFile | None, loss_label: str = LOSS_LABEL
+                         ) -> Figure:
     """Every cell's loss vs FLOPs, each arm's L*(C) with its band, the per-budget best points, the envelope fit."""
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     drawn = False
+    losses = 0  # points with a loss: without one a log axis has nothing to scale (every cell diverged)
     for arm in _arms(table, frontier):
         colour, marker, label = arm_style(arm)
         rows = table.scaling(arm) if table is not None else pd.DataFrame()
         if not rows.empty:
             ax.scatter(rows["flops"], rows["test_mse"], color=colour, marker=marker, s=16, alpha=0.3, lw=0)
             drawn = True
+            losses += len(rows)
         res = _arm_result(frontier, arm)
         if not isinstance(res, FrontierArm):
             continue
@@ -163,12 +173,13 @@ def plot_loss_vs_compute(table: StudyTable | None, frontier: FrontierFile | None
             ax.scatter(diverged, np.ones(len(diverged)), transform=ax.get_xaxis_transform(), marker="x", s=40,
                        color=colour, clip_on=False, zorder=4, label=f"{label}: {len(diverged)} diverged cell(s)")
         drawn = True
-    if not drawn:
-        no_data(ax, "no evaluated cells with positive loss and FLOPs")
+    if not drawn or not losses:
+        no_data(ax, "no evaluated cells with positive loss and FLOPs" if not drawn
+                else "every cell diverged (or lost to the trivial predictor): no loss to draw")
         return fig
     log_axes(ax)
     ax.set_xlabel(COMPUTE_LABEL)
-    ax.set_ylabel(LOSS_LABEL)
+    ax.set_ylabel(loss_label)
     ax.set_title("Test loss vs compute (large markers: best per budget, hollow: off the envelope;\n"
                  "band: bootstrap interval; dashed: envelope fit, a cross-check)", fontsize=9)
     _legend(ax, fontsize=7.5, loc="upper right")
@@ -177,7 +188,7 @@ def plot_loss_vs_compute(table: StudyTable | None, frontier: FrontierFile | None
     return fig
 
 
-def plot_isoflop(table: StudyTable | None, isoflop: IsoflopFile | None) -> Figure:
+def plot_isoflop(table: StudyTable | None, isoflop: IsoflopFile | None, loss_label: str = LOSS_LABEL) -> Figure:
     """Loss vs model size on each budget line, with the fitted parabolas and their minima, one panel per arm."""
     arms = [a for a in _arms(table, isoflop) if table is not None and table.scaling(a)["budget"].nunique() >= 2]
     fig, axes = plt.subplots(1, max(1, len(arms)), figsize=(5.2 * max(1, len(arms)), 4.4), squeeze=False)
@@ -203,9 +214,9 @@ def plot_isoflop(table: StudyTable | None, isoflop: IsoflopFile | None) -> Figur
                         ls="-" if bracketed else ":")
                 n_opt = fitted.N_opt
                 if bracketed and n_opt is not None:
-                    err = [[n_opt.value - n_opt.lo], [n_opt.hi - n_opt.value]] if n_opt.has_interval else None
-                    ax.errorbar([n_opt.value], [fitted.loss_opt], xerr=err, color=colour, marker="*",
-                                ms=11, mec="k", mew=0.5, capsize=2)
+                    if n_opt.has_interval:  # from lo to hi: the percentile interval need not contain the value
+                        ax.hlines([fitted.loss_opt], [n_opt.lo], [n_opt.hi], color=colour, lw=1.0)
+                    ax.errorbar([n_opt.value], [fitted.loss_opt], color=colour, marker="*", ms=11, mec="k", mew=0.5)
         colour, _, label = arm_style(arm)
         note = (f"a = {_fmt(res.exponents['a'], res.bootstrap)}, b = {_fmt(res.exponents['b'])}"
                 if isinstance(res, IsoflopArm) else getattr(res, "reason", ""))
@@ -213,7 +224,7 @@ def plot_isoflop(table: StudyTable | None, isoflop: IsoflopFile | None) -> Figur
                      fontsize=9, color=colour)
         log_axes(ax)
         ax.set_xlabel("parameters N")
-        ax.set_ylabel(LOSS_LABEL)
+        ax.set_ylabel(loss_label)
         _legend(ax, fontsize=7, title="budget (stars: minima; dotted: not bracketed)", title_fontsize=7)
         ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
@@ -241,8 +252,11 @@ def plot_optimal_allocation(joint: JointFile | None, isoflop: IsoflopFile | None
                 v = np.array([e.value for e in ests])
                 lo = np.array([e.lo if e.lo is not None else np.nan for e in ests])
                 hi = np.array([e.hi if e.hi is not None else np.nan for e in ests])
-                err = np.vstack([np.nan_to_num(v - lo), np.nan_to_num(hi - v)]) if rows else None
-                ax.errorbar(c, v, yerr=err, color=colour, marker=marker, ls="none", mec="k", mew=0.5, capsize=2,
+                # bars from lo to hi: a percentile interval of a minimum need not contain the point value
+                finite = np.isfinite(lo) & np.isfinite(hi)
+                if finite.any():
+                    ax.vlines(np.array(c)[finite], lo[finite], hi[finite], color=colour, lw=1.0)
+                ax.errorbar(c, v, color=colour, marker=marker, ls="none", mec="k", mew=0.5,
                             label=f"{label} IsoFLOP minima")
             ex, boot = ires.exponents, ires.bootstrap
             _band(ax_n, ires.curves["N_opt"], colour, f"{label} IsoFLOP fit: a = {_fmt(ex['a'], boot)}", "--", 0.1)
@@ -260,6 +274,79 @@ def plot_optimal_allocation(joint: JointFile | None, isoflop: IsoflopFile | None
         ax.set_title(title, fontsize=10)
         _legend(ax, fontsize=7)
         ax.grid(True, which="major", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _interval_point(ax: plt.Axes, x: float, est: Estimate | None, **style: Any) -> bool:
+    """One estimate as a point with its interval (none drawn without one); False when there is no estimate.
+
+    The interval is drawn as a bar from lo to hi, not as errors about the value: a percentile
+    interval of a biased estimate need not contain the point value.
+    """
+    if est is None or not math.isfinite(est.value):
+        return False
+    if est.has_interval:
+        colour = style.get("color")
+        ax.vlines([x], [est.lo], [est.hi], color=colour, lw=1.2, alpha=style.get("alpha", 1.0))
+        ax.plot([x, x], [est.lo, est.hi], ls="none", marker="_", ms=6, color=colour, alpha=style.get("alpha", 1.0))
+    ax.plot([x], [est.value], ls="none", **style)
+    return True
+
+
+def plot_staircase(joint: JointFile | None, frontier: FrontierFile | None, margin: float | None) -> Figure:
+    """gamma_C per arm (joint law; envelope cross-check) beside paper 2's, and a, b per arm beside its 0.5."""
+    fig, (ax_g, ax_ab) = plt.subplots(1, 2, figsize=(11.0, 4.6))
+    present = _arms(None, joint, frontier)
+    arms = [a for a in ARM_ORDER if a in present] + [a for a in present if a not in ARM_ORDER]
+    x_of = {arm: float(i) for i, arm in enumerate(arms)}
+    drawn = False
+    legend = set()  # one legend entry per kind of marker
+
+    def once(text: str) -> str | None:
+        if text in legend:
+            return None
+        legend.add(text)
+        return text
+
+    for arm in arms:
+        colour, marker, _ = arm_style(arm)
+        x = x_of[arm]
+        jres, fres = _arm_result(joint, arm), _arm_result(frontier, arm)
+        if isinstance(jres, JointArm):
+            drawn |= _interval_point(ax_g, x - 0.12, jres.exponents["gamma"], color=colour, marker=marker, ms=7,
+                                     mec="k", mew=0.5, label=once("ours: joint law, L*(C) - E"))
+            drawn |= _interval_point(ax_ab, x - 0.12, jres.exponents["a"], color=OKABE_ITO[0], marker="o", ms=6,
+                                     label=once("a (N* ~ C^a)"))
+            drawn |= _interval_point(ax_ab, x + 0.12, jres.exponents["b"], color=OKABE_ITO[1], marker="s", ms=6,
+                                     label=once("b (D* ~ C^b)"))
+        if isinstance(fres, FrontierArm):
+            env = next((fres.envelope[k] for k in ("saturating", "power_law")
+                        if isinstance(fres.envelope.get(k), LawResult)), None)
+            if env is not None:
+                drawn |= _interval_point(ax_g, x + 0.12, env.params["gamma"], color=colour, marker=marker, ms=7,
+                                         mfc="none", alpha=0.8, label=once("ours: envelope fit (cross-check)"))
+        paper = PAPER.get(arm)
+        if paper is not None:
+            ax_g.plot([x], [paper.gamma_c], marker="_", ms=22, mew=2.5, color="k", ls="none",
+                      label=once("paper 2 (Ngo & Ravanbakhsh 2025)"))
+    if not drawn:
+        for ax in (ax_g, ax_ab):
+            no_data(ax, "no joint-law or envelope fit of any arm")
+        return fig
+    ax_ab.axhline(0.5, color="k", ls="--", lw=1.0, label="paper 2: a ~ b ~ 0.5")
+    if margin is not None:
+        ax_ab.axhspan(0.5 * (1 - margin), 0.5 * (1 + margin), color="0.85", zorder=0,
+                      label=f"verdict's margin: 0.5 x (1 +- {margin:g})")
+    for ax, ylabel, title in ((ax_g, "compute exponent $\\gamma_C$", "$\\gamma_C$ along the symmetry staircase"),
+                              (ax_ab, "compute-optimal exponent", "allocation: N* ~ C^a, D* ~ C^b")):
+        ax.set_xticks([x_of[a] for a in arms], [arm_style(a)[2] for a in arms], rotation=30, ha="right",
+                      fontsize=8)
+        ax.set_xlim(-0.6, len(arms) - 0.4)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title + " (bars: bootstrap intervals)", fontsize=10)
+        _legend(ax, fontsize=7)
+        ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
 
@@ -322,7 +409,7 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return pd.Series(values).rolling(window, center=True, min_periods=1).median().to_numpy()
 
 
-def plot_training_curves(summary: pd.DataFrame, runs_dir: Path | None) -> Figure:
+def plot_training_curves(summary: pd.DataFrame, runs_dir: Path | None, loss_label: str = TRAIN_LABEL) -> Figure:
     """Train loss vs optimizer step of every cell (from metrics.csv): smoothed, the raw curve as a faint band."""
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     seen: set[str] = set()
@@ -351,7 +438,7 @@ def plot_training_curves(summary: pd.DataFrame, runs_dir: Path | None) -> Figure
         return fig
     log_axes(ax)
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("train loss (MSE) [m$^2$]")
+    ax.set_ylabel(loss_label)
     title = "Training curves of every cell (running median; faint: raw)"
     if missing:
         title += f" ({missing} without metrics.csv)"
@@ -362,9 +449,20 @@ def plot_training_curves(summary: pd.DataFrame, runs_dir: Path | None) -> Figure
     return fig
 
 
-def make_figures(summary: pd.DataFrame, fits: Fits, runs_dir: Path | None = None) -> dict[str, Figure]:
-    """Every figure of the study, by name (the names of eqscale.analysis.figures)."""
+def make_figures(summary: pd.DataFrame, fits: Fits, runs_dir: Path | None = None, study: str = RIGID
+                 ) -> dict[str, Figure]:
+    """Every figure of the study, by name (the names of eqscale.analysis.figures.figure_names(study))."""
     table = _table(summary)
+    if study == FORCEFIELD:
+        margin = fits.findings.settings.equivalence_margin if fits.findings is not None else None
+        drawn = {
+            "loss_vs_compute": lambda: plot_loss_vs_compute(table, fits.frontier, FF_LOSS_LABEL),
+            "staircase": lambda: plot_staircase(fits.joint, fits.frontier, margin),
+            "optimal_allocation": lambda: plot_optimal_allocation(fits.joint, fits.isoflop),
+            "isoflop": lambda: plot_isoflop(table, fits.isoflop, FF_LOSS_LABEL),
+            "training_curves": lambda: plot_training_curves(summary, runs_dir, FF_TRAIN_LABEL),
+        }
+        return {name: drawn[name]() for name in figure_names(FORCEFIELD)}
     return {
         "loss_vs_compute": plot_loss_vs_compute(table, fits.frontier),
         "isoflop": plot_isoflop(table, fits.isoflop),
@@ -393,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("results/runs"),
                         help="cell directories, for metrics.csv (training curves)")
     parser.add_argument("--out-dir", type=Path, default=Path("results/figures"))
+    parser.add_argument("--study", choices=sorted(STUDIES), default=None,
+                        help="whose figures to draw (default: the study findings.json names; rigid without it)")
     args = parser.parse_args(argv)
     try:
         summary = pd.read_csv(args.summary)
@@ -404,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     except FitsFileError as err:
         print(f"eqscale plot: error: {err}", file=sys.stderr)
         return 1
-    for name, fig in make_figures(summary, fits, args.runs).items():
+    study = args.study or (study_key(fits.findings.study) if fits.findings is not None else RIGID)
+    for name, fig in make_figures(summary, fits, args.runs, study).items():
         for path in save_figure(fig, args.out_dir, name):
             print(f"wrote {path}")
         plt.close(fig)

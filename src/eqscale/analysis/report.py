@@ -6,98 +6,55 @@ that refitted, the seed-to-seed spread and the verdict with its reason. Around t
 cells, headline losses with the constant-velocity ratio, where each family's compute goes, whether
 the IsoFLOP minima are bracketed, the data-efficiency points with their epochs, the evaluation error
 of every cell, and the learning-rate stage. Reads the fit files through store.read_fits; never fits.
+
+This module writes the rigid study's report; findings.json of the force-field study (or --study
+forcefield) gets report_forcefield.py's. The parts both share live in report_common.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from eqscale.analysis.errors import FitError
-from eqscale.analysis.figures import BY_NAME as FIGURE_SPECS
 from eqscale.analysis.figures import FIGURE_NAMES
-from eqscale.analysis.results import (
-    Check,
-    DataEfficiencyArm,
-    Estimate,
-    FamilyCompute,
-    Finding,
-    Fits,
-    FrontierArm,
-    IsoflopArm,
-    JointArm,
-    Skipped,
+from eqscale.analysis.report_common import (
+    allocation_lines,
+    check_row,
+    finding_lines,
+    figure_links,
+    fmt_estimate,
+    fmt_number,
+    fmt_share,
+    frontier_lines,
+    geo_mean,
+    label,
+    loss_with_se,
+    lr_lines,
+    noise_lines,
+    skipped_lines,
+    study_lines,
+    table,
 )
+from eqscale.analysis.report_forcefield import render_forcefield_report
+from eqscale.analysis.results import DataEfficiencyArm, FamilyCompute, Fits, FrontierArm
 from eqscale.analysis.store import FitsFileError, read_fits
+from eqscale.analysis.studies import STUDIES, study_key
 from eqscale.analysis.table import StudyTable, read_table
 from eqscale.analysis.verdicts import fmt
-from eqscale.cells import ARMS
+from eqscale.cells import FORCEFIELD, RIGID
 from eqscale.io_utils import atomic_write_text
 
-
-def fmt_number(value: float | None) -> str:
-    """Three significant digits, scientific notation for very small or large values."""
-    return fmt(value)
-
-
-def fmt_estimate(est: Estimate | None) -> str:
-    """'value [lo, hi]', or 'value (no interval)'."""
-    if est is None or not math.isfinite(est.value):
-        return "n/a"
-    if not est.has_interval:
-        return f"{fmt(est.value)} (no interval)"
-    return f"{fmt(est.value)} [{fmt(est.lo)}, {fmt(est.hi)}]"
-
-
-def fmt_share(value: float | None) -> str:
-    """A share as a percentage, or '-'."""
-    return "-" if value is None or not math.isfinite(value) else f"{value:.0%}"
-
-
-def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """A markdown table (cells with '|' escaped)."""
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
-    return lines
-
-
-def label(arm: str) -> str:
-    """An arm's label for prose and tables."""
-    return ARMS[arm].label if arm in ARMS else arm
+# the shared helpers, importable from here as before
+__all__ = ["check_row", "fmt_estimate", "fmt_number", "lr_lines", "main", "render_report"]
 
 
 # ---------------------------------------------------------------- the study
-
-
-def study_lines(t: StudyTable) -> list[str]:
-    """Cells, compute, wall time, budgets, devices, seeds and missing columns."""
-    rows = t.rows
-    counts = rows["arm"].value_counts()
-    lines = [f"- Cells: {len(rows)} (" + ", ".join(f"{a}: {counts[a]}" for a in t.arms()) + "); usable "
-             f"{int((rows['status'] == 'ok').sum())}, diverged {int((rows['status'] == 'diverged').sum())}, unusable "
-             f"{int((rows['status'] == 'unusable').sum())}",
-             f"- Total training compute: {fmt(float(np.nansum(rows['flops'])))} FLOPs"]
-    if t.has("wall_time_s"):
-        lines.append(f"- Total training wall time: {float(np.nansum(rows['wall_time_s'])) / 3600:.3g} h")
-    budgets = sorted(rows["budget"].dropna().unique())
-    lines.append("- Budgets: " + (", ".join(fmt(b) for b in budgets) + " FLOPs" if budgets else "none recorded"))
-    seeds = sorted(rows["seed"].dropna().unique())
-    lines.append(f"- Seeds: {', '.join(str(int(s)) for s in seeds)}")
-    if t.has("device"):
-        lines.append("- Devices: " + ", ".join(sorted(rows["device"].astype(str).unique())))
-    if t.missing:
-        lines.append(f"- The summary lacks {len(t.missing)} column(s) of format 2 ({', '.join(t.missing)}); the parts "
-                     "that need them are approximated or left out")
-    return lines
 
 
 def headline_lines(t: StudyTable, fits: Fits) -> list[str]:
@@ -113,8 +70,8 @@ def headline_lines(t: StudyTable, fits: Fits) -> list[str]:
             continue
         top = points[-1]
         cells = t.rows[t.rows["cell"].isin(top.cells)]
-        rows.append([label(arm), fmt(top.budget), top.size, _mse_with_se(cells), _mean(cells, "cv_ratio"),
-                     _mean(cells, "cv_ratio_contact"), _mean(cells, "cv_ratio_free")])
+        rows.append([label(arm), fmt(top.budget), top.size, loss_with_se(cells), geo_mean(cells, "cv_ratio"),
+                     geo_mean(cells, "cv_ratio_contact"), geo_mean(cells, "cv_ratio_free")])
     if not rows:
         return ["No arm has a usable cell on its scaling grid."]
     return ["The best configuration at each arm's largest budget (seed means). The constant-velocity ratio is test MSE "
@@ -124,47 +81,7 @@ def headline_lines(t: StudyTable, fits: Fits) -> list[str]:
                     "CV ratio, free"], rows)]
 
 
-def _mean(cells: pd.DataFrame, col: str) -> str:
-    if col not in cells or not cells[col].notna().any():
-        return "-"
-    return fmt(float(np.exp(np.log(cells[col].astype(float)).mean())))
-
-
-def _mse_with_se(cells: pd.DataFrame) -> str:
-    mse = float(np.exp(np.log(cells["test_mse"].astype(float)).mean()))
-    if "test_mse_se" in cells and cells["test_mse_se"].notna().all():
-        se = float(np.sqrt(np.mean(cells["test_mse_se"].astype(float) ** 2)))
-        return f"{fmt(mse)} +- {fmt(se)}"
-    return fmt(mse)
-
-
-# ---------------------------------------------------------------- findings
-
-
-def check_row(c: Check) -> list[str]:
-    """One row of a finding's table."""
-    verdict = "(context)" if c.verdict is None else c.verdict
-    if c.reason:
-        verdict += f" ({c.reason})"
-    return [c.quantity, c.claim, fmt_estimate(c.estimate) if c.estimate is not None else "-",
-            "-" if c.margin is None else fmt(c.margin), fmt_share(c.refit_share),
-            "-" if c.seed_spread is None else f"+-{c.seed_spread:.1%}", verdict]
-
-
-def finding_lines(f: Finding, figures_dir: Path, out: Path) -> list[str]:
-    """A finding's section: claim, rules, the table of checks, the verdict and its figures."""
-    rules = list(dict.fromkeys(c.rule for c in f.checks if c.verdict is not None))
-    lines = [f"## Finding {f.number}: {f.title}", "", f"Paper: {f.claim}", "", "Rules applied:", ""]
-    lines += [f"- {r}" for r in rules] + [f"- the finding: {f.rule}", ""]
-    lines += table(["Quantity", "Claim", "Ours [interval]", "Margin", "Refitted", "Seed spread", "Verdict"],
-                   [check_row(c) for c in f.checks])
-    lines += ["", f"**Finding {f.number}: {f.verdict}** -- {f.reason}.", ""]
-    for name in f.figures:
-        lines += figure_links(name, figures_dir, out)
-    return lines + [""]
-
-
-# ---------------------------------------------------------------- compute, allocation, frontier, data
+# ---------------------------------------------------------------- compute and data
 
 
 def compute_lines(fits: Fits) -> list[str]:
@@ -196,67 +113,6 @@ def _dense(attention: float | None, padding: float | None) -> float | None:
     return 1.0 - attention - (padding or 0.0)
 
 
-def allocation_lines(fits: Fits) -> list[str]:
-    """Exponents of the joint law and the IsoFLOP minima, and the bracketing of every budget's minimum."""
-    lines = []
-    joint = fits.joint.arms if fits.joint else {}
-    iso = fits.isoflop.arms if fits.isoflop else {}
-    rows = []
-    for arm in dict.fromkeys([*joint, *iso]):
-        j, i = joint.get(arm), iso.get(arm)
-        rows.append([label(arm),
-                     *(fmt_estimate(j.exponents[k]) if isinstance(j, JointArm) else "-" for k in ("a", "b", "gamma")),
-                     *(fmt_estimate(i.exponents[k]) if isinstance(i, IsoflopArm) else "-" for k in ("a", "b")),
-                     f"{j.edge_fraction:.0%}" if isinstance(j, JointArm) else "-"])
-    if rows:
-        lines += ["N* ~ C^a and S* ~ C^b along each family's real IsoFLOP curves S = C/F(N): from the joint law "
-                  "(minimum of L(N, C/F(N)) over a continuous N; slopes over the studied budgets) and from the IsoFLOP "
-                  "minima (cross-check). a + b = 1 only when F is proportional to N.", ""]
-        lines += table(["Arm", "a (joint)", "b (joint)", "gamma of L* - E (joint)", "a (IsoFLOP)", "b (IsoFLOP)",
-                        "optimum at the edge of the size range"], rows)
-        lines.append("")
-    brackets: dict[float, dict[str, str]] = {}
-    for arm, res in iso.items():
-        if isinstance(res, IsoflopArm):
-            for b in res.budgets:
-                brackets.setdefault(b.budget, {})[arm] = b.bracketing
-    for arm, res in joint.items():
-        if isinstance(res, JointArm):
-            for p in res.optimal:
-                entry = brackets.setdefault(p.budget, {})
-                note = "joint N* within sizes" if p.within_sizes else "joint N* outside the sizes"
-                entry[arm] = f"{entry[arm]}; {note}" if arm in entry else note
-    if brackets:
-        arms = list(dict.fromkeys(a for v in brackets.values() for a in v))
-        lines += ["Is each budget's IsoFLOP minimum bracketed by the sampled sizes?", ""]
-        lines += table(["Budget [FLOPs]", *[label(a) for a in arms]],
-                       [[fmt(b), *[brackets[b].get(a, "no cells") for a in arms]] for b in sorted(brackets)])
-        lines.append("")
-    return lines or ["No allocation fits."]
-
-
-def frontier_lines(fits: Fits) -> list[str]:
-    """How the frontier is built, budgets left off the envelope, diverged cells."""
-    if fits.frontier is None:
-        return ["No frontier file."]
-    lines = ["Primary frontier: L*(C) of the joint law, the minimum over a continuous model size along the family's "
-             "IsoFLOP curve, with the joint bootstrap's band. Measured frontier: per budget the best configuration "
-             "(seed mean); a budget stays on the envelope only if it beats every cheaper budget. Cross-check: "
-             "L(C) = E + A*C^-gamma fitted to the envelope (a bootstrap of a minimum is biased, so it is not primary). "
-             "Power-law check: a weighted quadratic of ln L in ln C over the per-budget best points.", ""]
-    rows = []
-    for arm, res in fits.frontier.arms.items():
-        if not isinstance(res, FrontierArm):
-            continue
-        for b in res.budgets:
-            rows.append([label(arm), fmt(b.budget), b.status, b.size or "-", fmt(b.test_mse), b.n_seeds,
-                         ", ".join(b.diverged) or "-", b.reason or "-"])
-    if rows:
-        lines += table(["Arm", "Budget [FLOPs]", "Envelope", "Best size", "Test MSE", "Seeds", "Diverged cells",
-                        "Reason"], rows)
-    return lines
-
-
 def data_lines(fits: Fits) -> list[str]:
     """The converged data-efficiency points: loss, CV ratio, epochs reached, early stopping."""
     if fits.data_efficiency is None:
@@ -275,38 +131,7 @@ def data_lines(fits: Fits) -> list[str]:
                           "Stopped early", "Seeds"], rows)
 
 
-# ---------------------------------------------------------------- evaluation and noise
-
-
-def noise_lines(fits: Fits) -> list[str]:
-    """Training noise used by the comparisons, seed spread per arm, evaluation error and its cost."""
-    doc = fits.findings
-    if doc is None:
-        return ["No findings file."]
-    lines = []
-    n = doc.noise
-    if n is not None:
-        lines.append(f"- Training (seed-to-seed) noise used for single-cell comparisons: "
-                     f"{'unknown' if n.sigma is None else f'{n.sigma:.1%} of the loss'} ({n.source})")
-        spread = [f"{arm}: {s.sigma:.1%} ({s.dof} dof)" for arm, s in n.seeds.items()
-                  if s.sigma is not None and arm != "all"]
-        lines.append("- Seed-to-seed spread of ln(test MSE): " + ("; ".join(spread) if spread else
-                                                                   "no config was trained with two or more seeds"))
-    e = doc.evaluation
-    if e is not None:
-        lines.append(f"- Evaluation error in the fits: {e.method}")
-        lines.append(f"- Relative standard error of the test MSE: median {fmt_share_precise(e.median_rel_se)}, "
-                     f"largest {fmt_share_precise(e.max_rel_se)}; target "
-                     f"{fmt_share_precise(e.target_rel_se) if e.target_rel_se is not None else 'not set'}"
-                     + (f", {e.n_above_target} cell(s) above it" if e.n_above_target is not None else ""))
-        lines.append(f"- Evaluation's share of the study's wall time (sum of eval_wall_time_s / sum of wall_time_s): "
-                     f"{fmt_share_precise(e.eval_share_of_wall_time)}")
-    return lines
-
-
-def fmt_share_precise(value: float | None) -> str:
-    """A share with one decimal, or 'n/a'."""
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1%}"
+# ---------------------------------------------------------------- cells
 
 
 def cell_lines(t: StudyTable, target: float | None) -> list[str]:
@@ -325,59 +150,22 @@ def cell_lines(t: StudyTable, target: float | None) -> list[str]:
                  rows)
 
 
-# ---------------------------------------------------------------- learning-rate stage
-
-
-def lr_lines(paths: Sequence[Path]) -> list[str]:
-    """Each family's learning-rate sweep (rate -> validation loss per size), best rates and fitted rule."""
-    existing = [Path(p) for p in paths if Path(p).is_file()]
-    if not existing:
-        return ["Not run (lr_sweep.enabled is false): every cell used the configured learning rate of its family."]
-    lines: list[str] = []
-    for path in existing:
-        try:
-            doc = json.loads(path.read_text())
-            families = doc["families"]
-            if not isinstance(families, dict):
-                raise TypeError("'families' is not an object")
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-            lines += [f"{path} could not be read ({type(err).__name__}: {err}).", ""]
-            continue
-        for model, fam in sorted(families.items()):
-            try:
-                lines += [f"**{label(model)}** (from {path.as_posix()}): lr(N) = {fmt(fam['lr_ref'])} x "
-                          f"(N / {fmt(fam['params_ref'])})^-{fam['exponent']:.3f}"
-                          + ("" if fam.get("all_bracketed") else
-                             " -- a best rate sits at the edge of the sweep (widen lr_sweep.factors)"), ""]
-                rows = []
-                for size in fam["sizes"]:
-                    swept = ", ".join(f"{fmt(r['lr'])}: " + ("diverged" if r.get("diverged") or r["val_loss"] is None
-                                                             else fmt(r["val_loss"])) for r in size["runs"])
-                    rows.append([size["size"], f"{size['params']:,}", swept, fmt(size["best_lr"]),
-                                 "yes" if size["bracketed"] else "no (edge)"])
-                lines += table(["Size", "Parameters", "Rate: validation loss", "Best rate", "Bracketed"], rows) + [""]
-            except (KeyError, TypeError, ValueError) as err:
-                lines += [f"{path}: the {model} rule is malformed ({type(err).__name__}: {err}).", ""]
-    return lines
-
-
 # ---------------------------------------------------------------- the document
 
 
-def skipped_lines(fits: Fits) -> list[str]:
-    """Every per-arm fit that could not be done, with its reason."""
-    lines = []
-    for kind in ("joint", "isoflop", "frontier", "data_efficiency"):
-        doc = getattr(fits, kind)
-        for arm, res in (doc.arms.items() if doc is not None else ()):
-            if isinstance(res, Skipped):
-                lines.append(f"- {kind} / {arm}: {res.reason}")
-    return lines
-
-
 def render_report(summary: pd.DataFrame, fits: Fits, figures_dir: Path, out: Path,
-                  lr_rules: Sequence[Path] = ()) -> str:
-    """The report's markdown text."""
+                  lr_rules: Sequence[Path] = (), study: str | None = None) -> str:
+    """The report's markdown text: the study's (`study`, else the one findings.json names)."""
+    if study is None:
+        study = study_key(fits.findings.study) if fits.findings is not None else RIGID
+    if study == FORCEFIELD:
+        return render_forcefield_report(summary, fits, figures_dir, out, lr_rules)
+    return render_rigid_report(summary, fits, figures_dir, out, lr_rules)
+
+
+def render_rigid_report(summary: pd.DataFrame, fits: Fits, figures_dir: Path, out: Path,
+                        lr_rules: Sequence[Path] = ()) -> str:
+    """The rigid study's report."""
     doc = fits.findings
     settings = doc.settings if doc is not None else None
     t = read_table(summary, diverged_cv_ratio=settings.diverged_cv_ratio if settings else 1.0)
@@ -417,20 +205,6 @@ def render_report(summary: pd.DataFrame, fits: Fits, figures_dir: Path, out: Pat
     return "\n".join(lines).rstrip() + "\n"
 
 
-def figure_links(name: str, figures_dir: Path, out: Path, image: bool = True) -> list[str]:
-    """Links to a figure's PNG and PDF (relative to the report), and the image inline.
-
-    The same text whether or not the figure exists yet: the report may be written before the plot
-    stage, and a note such as "not drawn yet" would stay in a finished run's report.
-    """
-    rel = Path(os.path.relpath(Path(figures_dir) / name, Path(out).parent)).as_posix()
-    spec = FIGURE_SPECS[name]
-    lines = [f"- {spec.title}: [PNG]({rel}.png), [PDF]({rel}.pdf). {spec.caption}"]
-    if image:
-        lines += ["", f"  ![{spec.title}]({rel}.png)", ""]
-    return lines
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and write the report."""
     parser = argparse.ArgumentParser(prog="eqscale report", description=__doc__.splitlines()[0])
@@ -440,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr-rules", type=Path, nargs="*", default=[],
                         help="each family's learning-rate rule (results/lr/<model>.json); 'not run' without them")
     parser.add_argument("--out", type=Path, default=Path("results/report.md"))
+    parser.add_argument("--study", choices=sorted(STUDIES), default=None,
+                        help="whose report to write (default: the study findings.json names; rigid without it)")
     args = parser.parse_args(argv)
     try:
         summary = pd.read_csv(args.summary)
@@ -448,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         fits = read_fits(args.fits_dir)
-        text = render_report(summary, fits, args.figures_dir, args.out, args.lr_rules)
+        text = render_report(summary, fits, args.figures_dir, args.out, args.lr_rules, args.study)
     except (FitsFileError, FitError) as err:
         print(f"eqscale report: error: {err}", file=sys.stderr)
         return 1
