@@ -31,7 +31,9 @@ from eqscale.models.counts import num_params as rigid_params
 from eqscale.validate import check_study
 
 GIB = 1024**3
-LABELS_PER_CORE_S = 8.0  # GFN2-xTB configurations per second per core at the default MD settings, ~14 atoms (measured)
+# GFN2-xTB configurations per second per core at the default MD settings (relaxation, 50 equilibration steps, a
+# sample every 10): 6.6 measured in the default force-field study (12.8 atoms on average, docs/forcefield-study.md)
+LABELS_PER_CORE_S = 6.6
 
 
 def num_params(model: str, size: str) -> int:
@@ -159,7 +161,7 @@ def plan(config: dict, fits_dir: str | Path | None = None) -> dict:
         hours = pool.labelled / LABELS_PER_CORE_S / 3600
         data = (f"{pool.labelled:,} configurations labelled with GFN2-xTB, {pool.configurations:,} of them for training "
                 f"({pool.molecules} molecules, {pool.mean_atoms:.1f} atoms on average); labelling ~{hours:.3g} CPU "
-                f"core-hours at {LABELS_PER_CORE_S:g} configurations/s per core (bench/RESULTS.md, ~14 atoms)")
+                f"core-hours at {LABELS_PER_CORE_S:g} configurations/s per core (measured at ~13 atoms)")
     else:
         jobs = {"assets": 1, "simulate": sim["num_shards"], "tokenize": 1}
         data = f"{sim['num_shards'] * sim['trajectories_per_shard']:,} trajectories"
