@@ -208,6 +208,14 @@ def test_a_diverged_symmetry_loss_cell_counts_as_a_loss_at_its_size(paper_study,
     assert [c.verdict for c in rows if "size n100000 (" in c.quantity] == [NOT_SUPPORTED]
     assert all(c.verdict == SUPPORTED for c in rows if "size n100000 (" not in c.quantity)
     assert f3.verdict == NOT_SUPPORTED
+    # counter-example: where the plain mpnn itself sits at the zero predictor (within 2 standard errors), which
+    # side of it the symmetry-loss cell lands is noise: no loss, no comparison
+    plain = (cells["arm"] == "mpnn") & (cells["size"] == "n100000")
+    cells.loc[plain, "const_velocity_mse"] = cells.loc[plain, "test_mse"] + cells.loc[plain, "test_mse_se"].fillna(0)
+    f3 = ff.finding_3(dataclasses.replace(ev, cells=cells))
+    at_size = [c for c in f3.checks if "size n100000" in c.quantity]
+    assert any(c.rule == "context" and "no comparison" in (c.reason or "") for c in at_size)  # said, not judged
+    assert all("diverged" not in (c.reason or "") for c in at_size if c.rule != "context")  # the laws decide alone
 
 
 # ---------------------------------------------------------------- registry, report, figures
