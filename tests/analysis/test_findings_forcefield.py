@@ -170,6 +170,22 @@ def test_allocation_far_from_half_is_not_supported(counter_fits, paper_fits):
     assert "[0.45, 0.55]" in rows[0].rule
 
 
+def test_an_allocation_whose_optimum_sits_at_the_edge_is_never_judged(counter_fits, paper_study):
+    """Counter-example: the same fits, but tensor4's optimum at the end of the size range in half the resamples."""
+    arms = dict(counter_fits.joint.arms)
+    arms["tensor4"] = dataclasses.replace(arms["tensor4"], edge_fraction=0.5)
+    ev = ff.Evidence(joint=arms, isoflop=counter_fits.isoflop.arms, frontier=counter_fits.frontier.arms,
+                     data=counter_fits.data_efficiency.arms, budgets=counter_fits.frontier.comparisons,
+                     data_pairs=counter_fits.data_efficiency.comparisons, exponents=counter_fits.joint.comparisons,
+                     noise=counter_fits.findings.noise, settings=counter_fits.findings.settings,
+                     cells=ff.extra_evidence(read_table(paper_study.summary))["cells"])
+    rows = [c for c in ff.finding_2(ev).checks if c.quantity.startswith("tensor4: ") and "joint law" in c.quantity
+            and c.verdict is not None]
+    assert rows and all(c.verdict == INCONCLUSIVE and "extrapolated" in c.reason for c in rows)
+    steps = [c for c in ff.finding_1(ev).checks if c.quantity.startswith("staircase step") and "tensor4" in c.quantity]
+    assert steps and all(c.verdict == INCONCLUSIVE for c in steps)
+
+
 # ---------------------------------------------------------------- finding 3: the symmetry loss
 
 

@@ -60,3 +60,16 @@ def power_law_check(arm: str, res: FrontierArm | Skipped | None, ev) -> Check:
         return judged(q, "power law", rule, check.bend, (INCONCLUSIVE, reason), margin=s.power_law_margin)
     return judged(q, "power law", rule, check.bend, V.above(check.bend, -s.power_law_margin),
                    margin=s.power_law_margin)
+
+
+def extrapolated_allocation(outcome: tuple[str, str], edge_fraction: float, min_share: float) -> tuple[str, str]:
+    """A joint law's allocation verdict, or inconclusive when its optimum sat at the end of the size range too often.
+
+    N*(C), S*(C) and the frontier L*(C) are the minimum of the law over sizes; where that minimum lies at the end
+    of the searched range in more than 1 - `min_share` of the (resample, budget) pairs, the law was extrapolated
+    beyond the sampled sizes and its exponents are not measurements (the same share as a refit requirement).
+    """
+    if edge_fraction > 1.0 - min_share:
+        return INCONCLUSIVE, (f"the optimum sits at the end of the size range in {edge_fraction:.0%} of resamples "
+                              "(the law is extrapolated beyond the sampled sizes)")
+    return outcome

@@ -22,6 +22,7 @@ from eqscale.analysis.bootstrap import estimate
 from eqscale.analysis.compare import paired_difference
 
 # the rule helpers both studies share (checks.py), so they judge alike
+from eqscale.analysis.checks import extrapolated_allocation
 from eqscale.analysis.checks import judged as _judged
 from eqscale.analysis.checks import missing as _missing
 from eqscale.analysis.checks import power_law_check
@@ -171,7 +172,9 @@ def finding_1(ev: Evidence) -> Finding:
     rule = ("directional, step by step: the bootstrap interval of gamma_C(upper) - gamma_C(lower) (gamma_C of "
             "L*(C) - E from each family's joint law; resamples of the two fits paired) lies wholly above 0: "
             "supported; wholly below: not supported; containing 0: inconclusive (equal exponents are never "
-            f"support); at least {s.min_refit_share:.0%} of each fit's resamples refitted")
+            f"support); at least {s.min_refit_share:.0%} of each fit's resamples refitted; where either law's optimum "
+            f"sits at the end of the size range in more than {1 - s.min_refit_share:.0%} of resamples, its L*(C) is "
+            "extrapolated: inconclusive")
     for lo, hi in STEPS:
         q = step_quantity(lo, hi)
         claim = f"> 0 (paper: {PAPER[hi].gamma_c - PAPER[lo].gamma_c:+.2f})"
@@ -181,8 +184,10 @@ def finding_1(ev: Evidence) -> Finding:
             continue
         est = exponent_difference(j_hi, j_lo, "gamma", s.confidence)
         share = _refit_share(j_lo, j_hi)
-        checks.append(_judged(q, claim, rule, est, V.above(est, 0.0, refit_share=share,
-                                                             min_refit_share=s.min_refit_share), refit=share))
+        # gamma_C is the slope of the law's minimum over sizes: extrapolated when that minimum sits at the edge
+        outcome = extrapolated_allocation(V.above(est, 0.0, refit_share=share, min_refit_share=s.min_refit_share),
+                                          max(j_lo.edge_fraction, j_hi.edge_fraction), s.min_refit_share)
+        checks.append(_judged(q, claim, rule, est, outcome, refit=share))
     # one tier of the staircase: the paper's numbers differ, the claim judged here does not order them
     for tier in STAIRCASE:
         for i, lo in enumerate(tier):
@@ -207,7 +212,8 @@ def finding_2(ev: Evidence) -> Finding:
     rule = (f"equivalence: the interval of a (N* ~ C^a) and of b (D* ~ C^b; single epoch, so D = steps x batch and "
             f"b is the steps' exponent) along the family's real IsoFLOP curves lies inside [{fmt(lo)}, {fmt(hi)}] "
             f"= 0.5 x (1 +- margin); wholly outside: not supported; overlap: inconclusive; the joint law decides, "
-            "the IsoFLOP minima decide only without it")
+            "the IsoFLOP minima decide only without it; a joint law whose optimum sits at the end of the size range "
+            f"in more than {1 - s.min_refit_share:.0%} of resamples is extrapolated: inconclusive")
     checks: list[Check] = []
     for arm in FAMILIES:
         joint, iso = ev.joint.get(arm), ev.isoflop.get(arm)
@@ -215,8 +221,10 @@ def finding_2(ev: Evidence) -> Finding:
             share = joint.fit.bootstrap.ok_fraction
             for name in ("a", "b"):
                 est = joint.exponents[name]
-                checks.append(_judged(f"{arm}: {name}, joint law", f"about {fmt(ALLOCATION)}", rule, est,
-                                      V.within(est, lo, hi, refit_share=share, min_refit_share=s.min_refit_share),
+                outcome = extrapolated_allocation(
+                    V.within(est, lo, hi, refit_share=share, min_refit_share=s.min_refit_share),
+                    joint.edge_fraction, s.min_refit_share)
+                checks.append(_judged(f"{arm}: {name}, joint law", f"about {fmt(ALLOCATION)}", rule, est, outcome,
                                       margin=s.equivalence_margin, refit=share))
             checks.append(V.context(f"{arm}: a - b, joint law", joint.exponents["a_minus_b"]))
             if joint.edge_fraction > 0.05:

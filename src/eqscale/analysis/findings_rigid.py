@@ -29,6 +29,7 @@ from eqscale.analysis.results import (
 from eqscale.analysis.checks import judged as _judged
 from eqscale.analysis.checks import missing as _missing
 from eqscale.analysis.checks import power_law_check as _power_law_check
+from eqscale.analysis.checks import extrapolated_allocation
 from eqscale.analysis.checks import with_note as _with_note
 from eqscale.analysis.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, fmt
 
@@ -218,16 +219,19 @@ def finding_3(ev: Evidence) -> Finding:
     expect = {BASELINE: ("< 0 (steps grow faster than size)", V.below),
               EQUIVARIANT: ("> 0 (size grows faster than steps)", V.above)}
     rule = ("directional: the interval of a - b (N* ~ C^a, S* ~ C^b along the family's real IsoFLOP curves) lies "
-            "wholly on the claimed side of 0; the joint law decides, the IsoFLOP minima are the cross-check")
+            "wholly on the claimed side of 0; the joint law decides, the IsoFLOP minima are the cross-check; a joint "
+            f"law whose optimum sits at the end of the size range in more than {1 - ev.settings.min_refit_share:.0%} "
+            "of resamples is extrapolated: inconclusive")
     min_refit = ev.settings.min_refit_share
     for arm, (claim, judge) in expect.items():
         joint, iso = ev.joint.get(arm), ev.isoflop.get(arm)
         if isinstance(joint, JointArm):
             share = joint.fit.bootstrap.ok_fraction
             est = joint.exponents["a_minus_b"]
+            outcome = extrapolated_allocation(judge(est, 0.0, refit_share=share, min_refit_share=min_refit),
+                                              joint.edge_fraction, min_refit)
             checks.append(_judged(f"{arm}: a - b, joint law (a = {fmt(joint.exponents['a'].value)}, b = "
-                                  f"{fmt(joint.exponents['b'].value)})", claim, rule, est,
-                                  judge(est, 0.0, refit_share=share, min_refit_share=min_refit), refit=share))
+                                  f"{fmt(joint.exponents['b'].value)})", claim, rule, est, outcome, refit=share))
             for name in ("a", "b"):
                 checks.append(V.context(f"{arm}: {name}, joint law", joint.exponents[name]))
             if joint.edge_fraction > 0.05:
