@@ -28,7 +28,7 @@ def test_dry_run_plans_the_data_stages(tmp_path):
     ("bogus_section: 1\n", "bogus_section"),
     ("simulation:\n  trajectories_per_shard: many\n", "simulation.trajectories_per_shard"),
     # invalid grids name the cell
-    ("grid:\n  scaling_budgets: [1.0e+6]\n", "grid cell gatr/size~xxs/budget~1e06"),
+    ("grid:\n  scaling_budgets: [1.0e+6]\n", "grid.scaling_budgets: budget 1e+06 gives every gatr size fewer than"),
     ("grid:\n  scaling:\n    gatr: {sizes: [huge]}\n", "grid cell gatr/size~huge"),
     ("grid:\n  scaling:\n    mlp: {sizes: [s]}\n", "grid.scaling.mlp"),
     ("grid:\n  data_efficiency:\n    fractions: [1.5]\n", "grid.data_efficiency.fractions"),

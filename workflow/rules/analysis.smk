@@ -64,6 +64,7 @@ rule plot:
         expand("results/figures/{name}.pdf", name=FIGURES),
     params:
         code=code("plot"),
+        study=STUDY_KIND,
     log:
         "results/logs/plot.log",
     benchmark:
@@ -72,7 +73,7 @@ rule plot:
         "../../envs/eqscale.yaml"
     shell:
         "eqscale plot --summary {input.summary} --fits-dir results/fits --runs results/runs "
-        "--out-dir results/figures --study {STUDY_KIND} > {log} 2>&1"
+        "--out-dir results/figures --study {params.study} > {log} 2>&1"
 
 
 rule report:
@@ -86,6 +87,7 @@ rule report:
         "results/report.md",
     params:
         code=code("report"),
+        study=STUDY_KIND,
         lr_rules=expand(LR_RULE, model=SWEPT),
     log:
         "results/logs/report.log",
@@ -95,4 +97,4 @@ rule report:
         "../../envs/eqscale.yaml"
     shell:
         "eqscale report --summary {input.summary} --fits-dir results/fits --figures-dir results/figures "
-        "--lr-rules {params.lr_rules} --study {STUDY_KIND} --out {output} > {log} 2>&1"
+        "--lr-rules {params.lr_rules} --study {params.study} --out {output} > {log} 2>&1"

@@ -110,3 +110,31 @@ def train_runtime(wildcards, attempt):
     """Minutes for a cell on a cluster GPU: its budget at the configured utilisation, plus slack."""
     rate = config["compute"]["gpu_peak_flops_per_s"] * config["compute"]["gpu_utilisation"]
     return int(10 + 2 * attempt * cell_of(wildcards).budget / rate / 60)
+
+
+def molecule_shards():
+    """Every label shard of the configured molecules."""
+    return [f"results/molecules/shard-{i:04d}.h5" for i in range(config["molecules"]["num_shards"])]
+
+
+def train_config(wildcards):
+    """The config a cell's training reads (as params: a change to it reruns the cell, nothing else does)."""
+    runtime_free = {k: v for k, v in config["training"].items() if k not in RUNTIME_KEYS}
+    if FORCEFIELD:
+        ff = config["forcefield"]
+        return json.dumps({"seed": config["seed"], "molecules": config["molecules"],
+                           "forcefield": {**ff, "lr": {wildcards.model: ff["lr"][wildcards.model]}},
+                           "training": {"log_every": runtime_free["log_every"]}}, sort_keys=True)
+    return json.dumps({"seed": config["seed"], "tokens": config["tokens"],
+                       "assets": {"max_faces": config["assets"]["max_faces"]},
+                       "simulation": {k: config["simulation"][k] for k in ("min_objects", "max_objects")},
+                       "lr_sweep": {"enabled": config["lr_sweep"]["enabled"]},
+                       "training": {**runtime_free, "lr": {wildcards.model: config["training"]["lr"][wildcards.model]}}},
+                      sort_keys=True)
+
+
+def train_data_arguments(wildcards):
+    """Where a cell's training data (and, when the sweep is on, its learning-rate rule) are."""
+    if FORCEFIELD:
+        return "--molecules results/molecules"
+    return f"--tokens results/tokens --lr-rule {lr_rule_path(wildcards)}"

@@ -1,11 +1,6 @@
 # Data stages of the force-field study: molecules labelled with GFN2-xTB -> label shards -> splits and statistics.
 
 
-def molecule_shards():
-    """Every label shard of the configured molecules."""
-    return [f"results/molecules/shard-{i:04d}.h5" for i in range(config["molecules"]["num_shards"])]
-
-
 rule molecules:
     output:
         "results/molecules/shard-{shard}.h5",

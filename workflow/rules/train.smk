@@ -21,29 +21,6 @@ rule lr_rule:
         "eqscale lr-rule --cells {params.cells} --out {output} > {log} 2>&1"
 
 
-def train_config(wildcards):
-    """The config a cell's training reads (as params: a change to it reruns the cell, nothing else does)."""
-    runtime_free = {k: v for k, v in config["training"].items() if k not in RUNTIME_KEYS}
-    if FORCEFIELD:
-        ff = config["forcefield"]
-        return json.dumps({"seed": config["seed"], "molecules": config["molecules"],
-                           "forcefield": {**ff, "lr": {wildcards.model: ff["lr"][wildcards.model]}},
-                           "training": {"log_every": runtime_free["log_every"]}}, sort_keys=True)
-    return json.dumps({"seed": config["seed"], "tokens": config["tokens"],
-                       "assets": {"max_faces": config["assets"]["max_faces"]},
-                       "simulation": {k: config["simulation"][k] for k in ("min_objects", "max_objects")},
-                       "lr_sweep": {"enabled": config["lr_sweep"]["enabled"]},
-                       "training": {**runtime_free, "lr": {wildcards.model: config["training"]["lr"][wildcards.model]}}},
-                      sort_keys=True)
-
-
-def train_data_arguments(wildcards):
-    """Where a cell's training data (and, when the sweep is on, its learning-rate rule) are."""
-    if FORCEFIELD:
-        return "--molecules results/molecules"
-    return f"--tokens results/tokens --lr-rule {lr_rule_path(wildcards)}"
-
-
 rule train:
     input:
         data=DATA_READY,
@@ -59,6 +36,7 @@ rule train:
         cfg=train_config,
         cell=lambda w: cell_of(w).dir,
         data=train_data_arguments,
+        stage=TRAIN_STAGE,
     log:
         f"results/logs/train/{PATH_PATTERN}.log",
     benchmark:
@@ -72,7 +50,7 @@ rule train:
     conda:
         "../../envs/eqscale.yaml"
     shell:
-        "eqscale {TRAIN_STAGE} --config-json {params.cfg:q} --threads {threads} "
+        "eqscale {params.stage} --config-json {params.cfg:q} --threads {threads} "
         "--num-workers {resources.loader_workers} --checkpoint-every-s {resources.checkpoint_ms}e-3 "
         "--cell-dir {params.cell} {params.data} > {log} 2>&1"
 
@@ -91,6 +69,7 @@ rule evaluate:
         cfg=config_slice("seed", "molecules", "forcefield", "evaluation") if FORCEFIELD
         else config_slice("seed", "tokens", "evaluation"),
         data="--molecules results/molecules" if FORCEFIELD else "--tokens results/tokens",
+        stage=EVALUATE_STAGE,
         cell=lambda w: cell_of(w).dir,
     log:
         f"results/logs/evaluate/{PATH_PATTERN}.log",
@@ -104,5 +83,5 @@ rule evaluate:
     conda:
         "../../envs/eqscale.yaml"
     shell:
-        "eqscale {EVALUATE_STAGE} --config-json {params.cfg:q} --threads {threads} --cell-dir {params.cell} "
+        "eqscale {params.stage} --config-json {params.cfg:q} --threads {threads} --cell-dir {params.cell} "
         "{params.data} > {log} 2>&1"
