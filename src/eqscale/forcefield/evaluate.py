@@ -46,7 +46,7 @@ from eqscale.forcefield.symmetry import random_o3, rotate_batch
 from eqscale.measurement import measure_ratio, ratio_se, samples_for_target
 from eqscale.records import EvalRecord, RecordError, read_run, write_record
 from eqscale.training.device import choose_device
-from eqscale.training.cell_files import SAMPLES_NAME, load_weights, write_samples
+from eqscale.training.cell_files import SAMPLES_NAME, load_weights, write_diverged_eval, write_samples
 from eqscale.training.measure import evaluation_order
 
 STATS_NAME = "stats.json"
@@ -166,11 +166,7 @@ def evaluate_cell(cell_dir: str | Path, molecules_dir: str | Path, config: dict,
     run = read_run(cell_dir)
     cell = run.cell
     if run.diverged:
-        record = EvalRecord(cell=cell, model_sha256=run.model_sha256, test_mse=math.nan, const_velocity_mse=math.nan,
-                            equivariance_error=math.nan, n_test_samples=0, wall_time_s=time.perf_counter() - start,
-                            diverged=True)
-        write_record(record, cell_dir)
-        return record
+        return write_diverged_eval(run, cell_dir, time.perf_counter() - start)
     torch.set_num_threads(config["training"]["threads"])
     dev = choose_device(device)
     model = build_model(cell.model, cell.size, config["forcefield"]).to(dev)

@@ -57,7 +57,8 @@ from eqscale.grid import plan_cell
 from eqscale.io_utils import atomic_write_bytes, package_versions
 from eqscale.records import MODEL_NAME, RunRecord, write_record
 from eqscale.training.device import choose_device
-from eqscale.training.loop import TrainingDiverged, read_metrics, train_loop
+from eqscale.training.cell_files import diverged_wall_time
+from eqscale.training.loop import TrainingDiverged, train_loop
 from eqscale.training.measure import evaluation_order
 from eqscale.training.seeding import seed_everything
 from eqscale.training.cell_lock import CellBusy, cell_lock
@@ -293,7 +294,7 @@ def _train_locked(cell: Cell, cell_dir: Path, molecules_dir: Path, config: dict,
         train_tokens=int(data.num_atoms[seen].sum()),
         num_train_trajectories=stream.num_trajectories, num_train_samples=stream.num_samples,
         final_train_loss=result["final_loss"], val_loss=result["val_loss"], stopped_early=False,
-        wall_time_s=float(result["wall_time_s"]) if diverged is None else _wall_time(cell_dir),
+        wall_time_s=float(result["wall_time_s"]) if diverged is None else diverged_wall_time(cell_dir),
         device=str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
         model_sha256=hashlib.sha256(weights).hexdigest(),
         versions=package_versions("eqscale", "torch", "numpy", "h5py", "schedulefree", "e3nn"),
@@ -304,15 +305,6 @@ def _train_locked(cell: Cell, cell_dir: Path, molecules_dir: Path, config: dict,
     )
     write_record(record, cell_dir)  # last: its presence means the cell is done
     return record
-
-
-def _wall_time(cell_dir: Path) -> float:
-    """Training time of a run that ended in divergence: the last metrics row's (0 if none was logged)."""
-    try:
-        rows = read_metrics(cell_dir / "metrics.csv")
-    except (OSError, ValueError, KeyError):
-        return 0.0
-    return float(rows[-1]["wall_time_s"]) if rows else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Files a cell's stages hand each other, in both studies: model.pt (checked against run.json) and eval_samples.npz.
+"""Files a cell's stages hand each other, in both studies: model.pt (checked against run.json), eval_samples.npz,
+metrics.csv's training time and the eval.json of a diverged run.
 
 Torch is the only heavy import: the force-field stages read these without the rigid-body models.
 """
@@ -7,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from eqscale.io_utils import atomic_write_bytes
-from eqscale.records import MODEL_NAME, RecordError, RunRecord
+from eqscale.records import MODEL_NAME, EvalRecord, RecordError, RunRecord, write_record
 
 SAMPLES_NAME = "eval_samples.npz"
 
@@ -37,3 +39,22 @@ def load_weights(cell_dir: Path, run: RunRecord, device: torch.device) -> dict:
         raise RecordError(f"{path} does not match the sha256 run.json records ({digest[:12]}... vs "
                           f"{run.model_sha256[:12]}...): the file is corrupt or from another run; retrain the cell")
     return torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
+
+
+def diverged_wall_time(cell_dir: Path) -> float:
+    """Training time of a run that ended in divergence: the last metrics row's (0 if none was logged)."""
+    from eqscale.training.loop import read_metrics
+
+    try:
+        rows = read_metrics(cell_dir / "metrics.csv")
+    except (OSError, ValueError, KeyError):
+        return 0.0
+    return float(rows[-1]["wall_time_s"]) if rows else 0.0
+
+
+def write_diverged_eval(run: RunRecord, cell_dir: Path, wall_time_s: float) -> EvalRecord:
+    """eval.json of a cell whose training diverged: no test metrics (NaN), never a made-up number."""
+    record = EvalRecord(cell=run.cell, model_sha256=run.model_sha256, test_mse=math.nan, const_velocity_mse=math.nan,
+                        equivariance_error=math.nan, n_test_samples=0, wall_time_s=wall_time_s, diverged=True)
+    write_record(record, cell_dir)
+    return record

@@ -35,7 +35,8 @@ from eqscale.models.registry import build_model
 from eqscale.records import MODEL_NAME, RunRecord, write_record
 from eqscale.training.cell_lock import LOCK_NAME, CellBusy, cell_lock  # noqa: F401  (re-exported: its home moved)
 from eqscale.training.device import choose_device
-from eqscale.training.loop import TrainingDiverged, read_metrics, train_loop
+from eqscale.training.cell_files import diverged_wall_time
+from eqscale.training.loop import TrainingDiverged, train_loop
 from eqscale.training.lr_rule import RuleError, read_rule
 from eqscale.training.measure import ValidationLoss
 from eqscale.training.seeding import seed_everything
@@ -118,7 +119,7 @@ def _train_locked(cell: Cell, cell_dir: Path, tokens_dir: str | Path, config: di
         num_train_trajectories=int(stream.num_trajectories), num_train_samples=int(stream.num_samples),
         final_train_loss=result["final_loss"], val_loss=result["val_loss"],
         best_step=result["best_step"] if cell.converge else None, stopped_early=bool(result["stopped_early"]),
-        wall_time_s=float(result["wall_time_s"]) if diverged is None else _wall_time(cell_dir),
+        wall_time_s=float(result["wall_time_s"]) if diverged is None else diverged_wall_time(cell_dir),
         device=str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
         model_sha256=hashlib.sha256(weights).hexdigest(),
         versions=package_versions("eqscale", "torch", "numpy", "h5py"),
@@ -128,15 +129,6 @@ def _train_locked(cell: Cell, cell_dir: Path, tokens_dir: str | Path, config: di
     )
     write_record(record, cell_dir)  # last: its presence means the cell is done
     return record
-
-
-def _wall_time(cell_dir: Path) -> float:
-    """Training time of a run that ended in divergence: the last metrics row's (0 if none was logged)."""
-    try:
-        rows = read_metrics(cell_dir / "metrics.csv")
-    except (OSError, ValueError, KeyError):
-        return 0.0
-    return float(rows[-1]["wall_time_s"]) if rows else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
