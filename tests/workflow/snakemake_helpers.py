@@ -1,24 +1,49 @@
-"""Run Snakemake on the repository's Snakefile in a scratch working directory."""
+"""Run Snakemake on the repository's Snakefile in a scratch working directory.
+
+Snakemake imports its SLURM executor plugin at start-up, and the plugin runs `scontrol show config` while
+its module loads (for a help text). Where the SLURM client is installed but no controller answers (CI
+installs it for test_slurm.py and starts the daemons only for that test) that call waits 9-10 s for its
+timeout, in every `snakemake` process. Runs that do not submit to SLURM therefore get an `scontrol`
+that fails at once, first on their PATH; the plugin then falls back to its defaults, as it does where
+SLURM is absent. Only `real_slurm=True` (the SLURM profile test) sees the real one.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+_NO_SCONTROL: Path | None = None
+
+
+def _without_slurm_controller() -> dict[str, str]:
+    """The environment with a PATH whose first `scontrol` exits 1 immediately."""
+    global _NO_SCONTROL
+    if _NO_SCONTROL is None:
+        _NO_SCONTROL = Path(tempfile.mkdtemp(prefix="eqscale-no-scontrol-"))
+        shim = _NO_SCONTROL / "scontrol"
+        shim.write_text("#!/bin/sh\necho 'scontrol: no controller in this test' >&2\nexit 1\n")
+        shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return {**os.environ, "PATH": f"{_NO_SCONTROL}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path | None = REPO / "presets" / "tiny.yaml",
-              check: bool = True, timeout: float = 900, snakefile: Path | None = None) -> subprocess.CompletedProcess:
+              check: bool = True, timeout: float = 900, snakefile: Path | None = None,
+              real_slurm: bool = False) -> subprocess.CompletedProcess:
     """`snakemake -s <repo>/Snakefile -d workdir [--configfile ...] args...`, output captured."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile or REPO / "Snakefile"), "-d", str(workdir)]
     cmd += list(args)  # targets first: --configfile takes every word after it
     if configfile is not None:
         cmd += ["--configfile", str(configfile)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    env = None if real_slurm else _without_slurm_controller()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -41,7 +41,7 @@ def test_data_stages_through_the_slurm_profile(slurm_cluster, tmp_path):
     cluster, local = tmp_path / "cluster", tmp_path / "local"
     proc = snakemake(cluster, *TARGETS, "--profile", str(REPO / "profiles" / "slurm"), "--jobs", "4",
                      "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
-                     timeout=1200)
+                     timeout=1200, real_slurm=True)
     log = proc.stdout + proc.stderr
     assert "submitted with SLURM jobid" in log or "Submitted array job" in log, log[-3000:]
     assert "Submitted array job" in log  # the simulation shards go out as one job array
