@@ -17,6 +17,7 @@ from eqscale.training.loop import (
     TrainingDiverged,
     build_optimizer,
     read_metrics,
+    subnormals_flushed,
     train_loop,
     vertex_loss,
 )
@@ -194,6 +195,25 @@ def test_nan_loss_raises_naming_the_step_and_leaves_the_checkpoints_alone(tmp_pa
     assert on_disk and {p.name: p.read_bytes() for p in tmp_path.iterdir()} == on_disk
     assert read_checkpoint(tmp_path / "checkpoint.pt")["step"] == 5
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.csv")] == [3]
+
+
+def test_subnormals_are_flushed_while_training_on_cpu_and_the_mode_is_restored_after(tmp_path):
+    # the flag belongs to the thread: left on, it changed every later computation of the process
+    seen = []
+
+    def loss(model, batch):
+        seen.append(subnormals_flushed())
+        return vertex_loss(model, batch)
+
+    assert not subnormals_flushed()
+    _run(tmp_path / "ok", loss_fn=loss)
+    assert seen and all(seen) and not subnormals_flushed()
+    model = tiny_model()
+    model.register_forward_hook(lambda module, args, output: output * float("nan"))
+    with pytest.raises(TrainingDiverged):
+        _run(tmp_path / "nan", model=model)
+    assert not subnormals_flushed()  # restored on the way out of a failed run too
+    assert torch.tensor(1e-39, dtype=torch.float32).item() != 0.0
 
 
 def test_infinite_gradients_also_count_as_divergence(tmp_path):

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import logging
@@ -82,6 +83,39 @@ BatchStream = Callable[[int], Iterator[Batch]]
 METRICS_COLUMNS = ("step", "train_loss", "lr", "flops", "tokens_per_s", "wall_time_s")
 TIMING_COLUMNS = ("tokens_per_s", "wall_time_s")  # the only columns that differ between reruns
 OPTIMIZERS = ("adamw", "schedulefree")
+
+
+def subnormals_flushed() -> bool:
+    """Whether this thread's CPU float arithmetic flushes subnormal numbers to zero."""
+    return torch.tensor(1e-39, dtype=torch.float32).mul(1.0).item() == 0.0
+
+
+@contextlib.contextmanager
+def flushed_subnormals() -> Iterator[None]:
+    """Flush CPU subnormals to zero inside, and restore the previous mode after.
+
+    The mode is a CPU flag of the calling thread, so it outlives the call that sets it: left on, it
+    changed every later computation of the process (a kd-tree build in scipy recursed until it crashed
+    when assets were built after a training run in the same process).
+    """
+    previous = subnormals_flushed()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(previous)
+
+
+def _flush_subnormals_on_cpu(fn: Callable) -> Callable:
+    # GATr's distance logits underflow to subnormal softmax weights; CPU arithmetic on subnormals made its
+    # attention backward ~3x slower (bench/RESULTS.md). Flushing them to zero changes nothing else.
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if torch.device(kwargs.get("device", "cpu")).type != "cpu":
+            return fn(*args, **kwargs)
+        with flushed_subnormals():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 class TrainingDiverged(RuntimeError):
@@ -198,6 +232,7 @@ def _signature_mismatch(stored: dict, current: dict) -> str | None:
     return "different " + "; ".join(shown)
 
 
+@_flush_subnormals_on_cpu
 def train_loop(
     model: torch.nn.Module,
     batch_stream: BatchStream,
@@ -246,10 +281,6 @@ def train_loop(
         raise ValueError(f"log_every must be at least 1, got {log_every}")
     warmup = warmup_steps if warmup_steps is not None else warmup_steps_for(steps, warmup_fraction)
     use_bf16 = device.type == "cuda" if bf16 is None else bf16
-    if device.type == "cpu":
-        # GATr's distance logits underflow to subnormal softmax weights; CPU arithmetic on subnormals made
-        # its attention backward ~3x slower (bench/RESULTS.md). Flushing them to zero changes nothing else.
-        torch.set_flush_denormal(True)
     model.to(device)
     kind = optimizer
     if schedule_free:
