@@ -1,6 +1,7 @@
 """Training on packed batches: throughput against the padded implementation, peak memory, FLOPs per step.
 
     .venv/bin/python bench/bench_train.py [--threads 2] [--steps 2]     # tokens/s, packed vs padded, same run
+    .venv/bin/python bench/bench_train.py --workloads default           # only the default config's batches
     .venv/bin/python bench/bench_train.py --memory [--sizes s]          # peak memory, one paper-scale scene
     .venv/bin/python bench/bench_train.py --flops                       # FLOPs split, exponents, budgets
     .venv/bin/python bench/bench_train.py --device cuda                 # packed throughput on a GPU (bf16)
@@ -12,8 +13,8 @@ largest of its batch, dense (B, 1, N, N) masks for object-local and global atten
 `git archive` into bench/_out/padded_ref and run in a subprocess on the same samples, collated by its
 own collate; the two run back to back per size, so they share the machine's load. Its outputs on the
 first batch, with the packed model's weights, are compared with the packed outputs (max |difference|).
-Workloads: (1) real default-config batches (batch 8; data: bench_loader.py's default-config assets and
-first raw shard, tokenized here); (2) one scene of 10 objects x 512 faces; (3) batches of 4 scenes of
+Workloads: (1) real default-config batches (the config's batch size, 4 since issue 15; data:
+bench_loader.py's default-config assets and first raw shard, tokenized here); (2) one scene of 10 objects x 512 faces; (3) batches of 4 scenes of
 3-10 objects with 98-512 faces each (triangle soups): where padding to the largest scene costs most.
 Tokens/s counts real faces only. Both run with subnormal floats flushed to zero (as `train_loop` does
 on CPU; GATr's attention backward is ~3x slower without it), so the comparison isolates packing.
@@ -167,7 +168,7 @@ def workloads(config: dict, warmup: int, steps: int) -> dict[str, list[list[dict
     mixed = [[soup_scene(list(rng.integers(98, 513, size=rng.integers(3, 11))), seed=10 * s + i, sample=i)
               for i in range(4)] for s in range(n)]
     big = [[soup_scene([512] * 10, seed=s)] for s in range(n)]
-    return {"default config, batch 8 (real data)": real, "10 x 512 faces, batch 1": big,
+    return {f"default config, batch {loader.batch_size} (real data)": real, "10 x 512 faces, batch 1": big,
             "3-10 objects x 98-512 faces, batch 4": mixed}
 
 
@@ -185,6 +186,8 @@ def throughput(args: argparse.Namespace) -> None:
           "packed tokens/s | padded tokens/s | speed-up | max abs diff of outputs |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for workload, batches in workloads(config, args.warmup, args.steps).items():
+        if args.workloads and not any(workload.startswith(prefix) for prefix in args.workloads):
+            continue
         for model_name in args.models:
             for size in args.sizes:
                 packed, state = run_packed(model_name, size, batches, device, bf16)
@@ -292,7 +295,7 @@ def flops(args: argparse.Namespace) -> None:
     # 98 .. 1586 faces per object, uniform: mean 842, so 6.5 objects make the paper's ~5,470 faces per scene
     paper_structure = counts.expected_structure(range(98, 1587), 3, 10, paper_batch)
     paper_padded = expected_max_objects(3, 10, paper_batch) * paper["assets"]["max_faces"]
-    print(f"# bench_train --flops: {datetime.date.today()}; default batch = 8 x the train split's per-sample means "
+    print(f"# bench_train --flops: {datetime.date.today()}; default batch = {batch} x the train split's per-sample means "
           f"({per_sample['tokens']:.0f} faces, {per_sample['objects']:.1f} objects per scene; padded: "
           f"{padded_faces:.0f} face slots per scene); paper batch = 16 scenes of U{{3..10}} objects with "
           f"U{{98..1586}} faces ({paper_structure.tokens / 16:.0f} faces per scene; padded: {paper_padded:.0f})")
@@ -363,6 +366,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--no-bf16", action="store_true", help="fp32 on CUDA as well")
     parser.add_argument("--no-padded", action="store_true", help="skip the padded implementation")
+    parser.add_argument("--workloads", nargs="+", metavar="PREFIX",
+                        help="only the throughput workloads whose names start so (e.g. 'default' '10 x 512')")
     parser.add_argument("--memory", action="store_true", help="peak memory of one paper-scale step")
     parser.add_argument("--flops", action="store_true", help="FLOPs split, exponents and budgets")
     parser.add_argument("--memory-worker", nargs=2, metavar=("MODEL", "SIZE"), help=argparse.SUPPRESS)

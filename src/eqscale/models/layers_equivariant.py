@@ -106,9 +106,12 @@ class EquiLinear(nn.Module):
         if self.in_s:
             features = torch.cat([features, s], -1)
         out = F.linear(features, matrix, bias)
-        out_mv = out[..., : self.out_mv * 16].unflatten(-1, (self.out_mv, 16))
-        out_s = out[..., self.out_mv * 16 :] if self.out_s else None
-        return out_mv, out_s
+        if not self.out_s:
+            return out.unflatten(-1, (self.out_mv, 16)), None
+        # one split, not two slices: its backward is one concatenation, where each slice's backward
+        # zero-fills a tensor of the whole output's size
+        out_mv, out_s = out.split([self.out_mv * 16, self.out_s], -1)
+        return out_mv.unflatten(-1, (self.out_mv, 16)), out_s
 
     def num_params(self) -> int:
         """Trainable parameters."""
@@ -175,9 +178,8 @@ class GeometricBilinear(nn.Module):
         """mv (..., in_mv, 16), s (..., in_s); odd (..., odd_channels, 16) or reference (..., 16)."""
         c = self.config
         operands, _ = self.proj(mv, s)
-        gp_left = operands[..., : c.gp_channels, :]
-        gp_right = operands[..., c.gp_channels : 2 * c.gp_channels, :]
-        join_left = operands[..., 2 * c.gp_channels : 2 * c.gp_channels + c.join_channels, :]
+        gp_left, gp_right, join_left, *join_rest = operands.split(
+            [c.gp_channels, c.gp_channels, c.join_channels] + ([] if self.uses_odd else [c.join_channels]), -2)
         products = geometric_product(gp_left, gp_right)
         if self.uses_odd:
             if odd is None:
@@ -187,7 +189,7 @@ class GeometricBilinear(nn.Module):
         else:
             if reference is None:
                 raise ValueError("a GeometricBilinear without odd input needs a reference multivector")
-            join_right = operands[..., 2 * c.gp_channels + c.join_channels :, :]
+            (join_right,) = join_rest
             joins = equivariant_join(join_left, join_right, reference.unsqueeze(-2))
         return self.out(torch.cat([products, joins], -2), s)
 
@@ -247,12 +249,10 @@ class GeometricAttention(nn.Module):
         c = self.config
         heads = c.num_heads
         qkv_mv, qkv_s = self.qkv(mv, s)
-        q_mv = qkv_mv[..., : heads * c.head_mv, :].unflatten(-2, (heads, c.head_mv))
-        k_mv = qkv_mv[..., heads * c.head_mv : (heads + 1) * c.head_mv, :]
-        v_mv = qkv_mv[..., (heads + 1) * c.head_mv :, :]
-        q_s = qkv_s[..., : heads * c.head_s].unflatten(-1, (heads, c.head_s))
-        k_s = qkv_s[..., heads * c.head_s : (heads + 1) * c.head_s]
-        v_s = qkv_s[..., (heads + 1) * c.head_s :]
+        q_mv, k_mv, v_mv = qkv_mv.split([heads * c.head_mv, c.head_mv, c.head_mv], -2)
+        q_mv = q_mv.unflatten(-2, (heads, c.head_mv))
+        q_s, k_s, v_s = qkv_s.split([heads * c.head_s, c.head_s, c.head_s], -1)
+        q_s = q_s.unflatten(-1, (heads, c.head_s))
 
         weights = self.log_distance_weight.exp()
         q_parts = [self._qk_features(q_mv, weights[:, : c.head_mv], key=False)]
@@ -260,9 +260,8 @@ class GeometricAttention(nn.Module):
         v_parts = [v_mv.flatten(-2)]
         if self.has_odd:
             qkv_odd, _ = self.qkv_odd(odd)
-            q_odd = qkv_odd[..., : heads * c.head_odd, :].unflatten(-2, (heads, c.head_odd))
-            k_odd = qkv_odd[..., heads * c.head_odd : (heads + 1) * c.head_odd, :]
-            v_odd = qkv_odd[..., (heads + 1) * c.head_odd :, :]
+            q_odd, k_odd, v_odd = qkv_odd.split([heads * c.head_odd, c.head_odd, c.head_odd], -2)
+            q_odd = q_odd.unflatten(-2, (heads, c.head_odd))
             q_parts.append(self._qk_features(q_odd, weights[:, c.head_mv :], key=False, with_inner_product=False))
             k_parts.append(self._qk_features(k_odd, None, key=True, with_inner_product=False))
             v_parts.append(v_odd[..., POINT_START:].flatten(-2))
@@ -277,17 +276,14 @@ class GeometricAttention(nn.Module):
         # multi-query: one key/value head shared by all query heads
         out = block_attention(q, k, v, layout, scale=1.0 / math.sqrt(c.qk_width))  # (N, H, W)
 
-        h_mv = out[..., : c.head_mv * 16].unflatten(-1, (c.head_mv, 16)).flatten(-3, -2)
-        offset = c.head_mv * 16
-        parts = [h_mv]
+        width_odd = c.head_odd * NUM_V_COMPONENTS_PER_ODD if self.has_odd else 0
+        h_mv, h_odd, h_s, _ = out.split([c.head_mv * 16, width_odd, c.head_s, width - c.v_width], -1)
+        parts = [h_mv.unflatten(-1, (c.head_mv, 16)).flatten(-3, -2)]
         if self.has_odd:
-            width_odd = c.head_odd * NUM_V_COMPONENTS_PER_ODD
-            h_odd = out[..., offset : offset + width_odd].unflatten(-1, (c.head_odd, NUM_V_COMPONENTS_PER_ODD))
-            offset += width_odd
+            h_odd = h_odd.unflatten(-1, (c.head_odd, NUM_V_COMPONENTS_PER_ODD))
             # odd * odd -> even; points have grades 3-4 only, so 25 component pairs suffice
             parts.append(geometric_product_of_parts(q_odd[..., POINT_START:], h_odd, POINT_START).flatten(-3, -2))
-        h_s = out[..., offset : offset + c.head_s].flatten(-2)
-        return self.out(torch.cat(parts, -2), h_s)
+        return self.out(torch.cat(parts, -2), h_s.flatten(-2))
 
 
 # ---------------------------------------------------------------------------------------------

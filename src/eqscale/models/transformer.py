@@ -87,8 +87,12 @@ class MultiQueryAttention(nn.Module):
         pad = self.padded_head_dim - d
         if pad:
             qkv = F.pad(qkv, (0, pad))  # zeros change neither the logits nor the (cut) outputs
-        out = block_attention(qkv[:, :h], qkv[:, h], qkv[:, h + 1], layout, scale=1.0 / math.sqrt(d))
-        return self.out(out[..., :d].reshape(x.shape[0], h * d))
+        # splits, not slices: a split's backward is one concatenation, a slice's zero-fills the whole input
+        q, k, v = qkv.split([h, 1, 1], 1)
+        out = block_attention(q, k.squeeze(1), v.squeeze(1), layout, scale=1.0 / math.sqrt(d))
+        if pad:
+            out, _ = out.split([d, pad], -1)
+        return self.out(out.reshape(x.shape[0], h * d))
 
 
 class Block(nn.Module):
