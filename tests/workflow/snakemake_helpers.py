@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "src", "presets", "envs")
 _NO_SCONTROL: Path | None = None
 
 
@@ -68,3 +70,18 @@ def planned_cells(workdir: Path, rule: str, *args: str, snakefile: Path | None =
     proc = snakemake(workdir, *cmd_args, configfile=configfile, snakefile=snakefile)
     found = re.findall(rf"eqscale {rule} .*?--cell-dir (\S+)", proc.stdout + proc.stderr)
     return set(found)
+
+
+def run_copied_workflow(root: Path, configfile: Path = REPO / "presets" / "tiny.yaml") -> tuple[Path, Path]:
+    """Copy the workflow's files to root/repo and run the study of `configfile` to completion in root/work.
+
+    Rerun tests edit the copy's sources, never the checkout's; the jobs run the installed eqscale package.
+    """
+    copy, work = root / "repo", root / "work"
+    copy.mkdir()
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, copy / name)
+    work.mkdir()
+    snakemake(work, "--cores", "2", snakefile=copy / "Snakefile", configfile=configfile, timeout=1800)
+    return copy, work

@@ -6,7 +6,6 @@ from there, so the rerun test can edit a model's source without touching the che
 
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from snakemake_helpers import REPO, planned_cells, planned_jobs, snakemake  # noqa: E402
+from snakemake_helpers import REPO, planned_cells, planned_jobs, run_copied_workflow, snakemake  # noqa: E402
 
 from eqscale.validate import check_study  # noqa: E402
 
@@ -26,16 +25,7 @@ ANALYSIS = {"collect", "fit", "plot", "report", "all"}
 @pytest.fixture(scope="module")
 def ff_study(tmp_path_factory):
     """A copy of the workflow and the tiny force-field study run to completion in it."""
-    root = tmp_path_factory.mktemp("ffstudy")
-    copy = root / "repo"
-    copy.mkdir()
-    for name in ("Snakefile", "config.yaml", "workflow", "src", "presets", "envs"):
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, copy / name)
-    work = root / "work"
-    work.mkdir()
-    snakemake(work, "--cores", "2", snakefile=copy / "Snakefile", configfile=PRESET, timeout=1800)
-    return copy, work
+    return run_copied_workflow(tmp_path_factory.mktemp("ffstudy"), configfile=PRESET)
 
 
 def _cells():
