@@ -14,8 +14,9 @@ largest of its batch, dense (B, 1, N, N) masks for object-local and global atten
 own collate; the two run back to back per size, so they share the machine's load. Its outputs on the
 first batch, with the packed model's weights, are compared with the packed outputs (max |difference|).
 Workloads: (1) real default-config batches (the config's batch size, 4 since issue 15; data:
-bench_loader.py's default-config assets and first raw shard, tokenized here); (2) one scene of 10 objects x 512 faces; (3) batches of 4 scenes of
-3-10 objects with 98-512 faces each (triangle soups): where padding to the largest scene costs most.
+bench_loader.py's default-config assets and first raw shard, tokenized here); (2) one scene of 10
+objects x 512 faces; (3) batches of 4 scenes of 3-10 objects with 98-512 faces each (triangle soups):
+where padding to the largest scene costs most.
 Tokens/s counts real faces only. Both run with subnormal floats flushed to zero (as `train_loop` does
 on CPU; GATr's attention backward is ~3x slower without it), so the comparison isolates packing.
 

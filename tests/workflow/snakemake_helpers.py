@@ -10,6 +10,8 @@ SLURM is absent. Only `real_slurm=True` (the SLURM profile test) sees the real o
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import re
 import shutil
@@ -22,18 +24,22 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "src", "presets", "envs")
-_NO_SCONTROL: Path | None = None
+
+
+@functools.cache
+def _failing_scontrol_dir() -> Path:
+    """A directory (removed at exit) holding an `scontrol` that exits 1 immediately."""
+    directory = Path(tempfile.mkdtemp(prefix="eqscale-no-scontrol-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    shim = directory / "scontrol"
+    shim.write_text("#!/bin/sh\necho 'scontrol: no controller in this test' >&2\nexit 1\n")
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return directory
 
 
 def _without_slurm_controller() -> dict[str, str]:
     """The environment with a PATH whose first `scontrol` exits 1 immediately."""
-    global _NO_SCONTROL
-    if _NO_SCONTROL is None:
-        _NO_SCONTROL = Path(tempfile.mkdtemp(prefix="eqscale-no-scontrol-"))
-        shim = _NO_SCONTROL / "scontrol"
-        shim.write_text("#!/bin/sh\necho 'scontrol: no controller in this test' >&2\nexit 1\n")
-        shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return {**os.environ, "PATH": f"{_NO_SCONTROL}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {**os.environ, "PATH": f"{_failing_scontrol_dir()}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path | None = REPO / "presets" / "tiny.yaml",
